@@ -1,0 +1,139 @@
+#nullable enable
+using Equinas.MLNet.Groups;
+using Equinas.MLNet.Nn.Layers;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Equinas.MLNet.Nn.Networks;
+
+/// <summary>
+/// One conv layer of a <see cref="GroupCnn"/>: an optional restriction from the previous layer's group, the (lifting or
+/// group) convolution, group-shared batch norm, ReLU and optional exact pooling.
+/// </summary>
+internal sealed class GroupCnnBlock : EquivariantModule
+{
+#pragma warning disable IDE1006 // Field names are state_dict keys (a saved-format contract).
+    private readonly EquivariantModule conv;
+    private readonly GroupBatchNorm norm;
+#pragma warning restore IDE1006
+    private readonly GroupRestriction? _restriction;
+    private readonly EquivariantPool2d? _pool;
+
+    public GroupCnnBlock(SymmetryGroup? previousGroup, int inFields, LayerSpec layer, int kernelSize, bool pool)
+        : base(nameof(GroupCnnBlock))
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        PreviousGroup = previousGroup;
+        Layer = layer;
+        if (previousGroup is null)
+        {
+            conv = new LiftingConv2d(inFields, layer.Fields, layer.Group, kernelSize);
+        }
+        else
+        {
+            int convIn = inFields;
+            if (previousGroup != layer.Group)
+            {
+                _restriction = new GroupRestriction(previousGroup, layer.Group, inFields);
+                convIn = _restriction.OutputFields;
+            }
+
+            conv = new GroupConv2d(convIn, layer.Fields, layer.Group, kernelSize);
+        }
+
+        norm = new GroupBatchNorm(layer.Fields, layer.Group);
+        _pool = pool ? new EquivariantPool2d(layer.Group) : null;
+        RegisterComponents();
+    }
+
+    public SymmetryGroup? PreviousGroup { get; }
+
+    public LayerSpec Layer { get; }
+
+    public EquivariantModule Conv => conv;
+
+    public GroupBatchNorm Norm => norm;
+
+    public bool Pools => _pool is not null;
+
+    public override SymmetryGroup? InputGroup => PreviousGroup;
+
+    public override SymmetryGroup? OutputGroup => Layer.Group;
+
+    public override Tensor forward(Tensor input)
+    {
+        using var scope = NewDisposeScope();
+        var x = _restriction is null ? input : _restriction.call(input);
+        x = nn.functional.relu(norm.call(conv.call(x)));
+        if (_pool is not null)
+        {
+            x = _pool.call(x);
+        }
+
+        return x.MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// A group-equivariant CNN built from a <see cref="NetworkSpec"/>: images <c>B x C x H x W</c> to logits
+/// <c>B x classes</c>, invariant to the last layer's group (exactly, in training and evaluation mode, for every input
+/// size: convolutions use odd kernels with "same" padding and pooling picks exact windows).
+/// </summary>
+internal sealed class GroupCnn : EquivariantModule
+{
+#pragma warning disable IDE1006 // Field names are state_dict keys (a saved-format contract).
+    private readonly ModuleList<GroupCnnBlock> blocks;
+    private readonly InvariantHead head;
+#pragma warning restore IDE1006
+
+    public GroupCnn(NetworkSpec spec) : base(nameof(GroupCnn))
+    {
+        Spec = spec ?? throw new ArgumentNullException(nameof(spec));
+        blocks = new ModuleList<GroupCnnBlock>();
+        SymmetryGroup? previous = null;
+        int fields = spec.InputChannels;
+        for (int i = 0; i < spec.Layers.Count; i++)
+        {
+            var layer = spec.Layers[i];
+            blocks.Add(new GroupCnnBlock(previous, fields, layer, spec.KernelSize, spec.PoolAfter.Contains(i)));
+            previous = layer.Group;
+            fields = layer.Fields;
+        }
+
+        head = new InvariantHead(fields, previous!, spec.HeadHidden, spec.Classes);
+        RegisterComponents();
+    }
+
+    public NetworkSpec Spec { get; }
+
+    public IReadOnlyList<GroupCnnBlock> Blocks => blocks.ToArray();
+
+    public InvariantHead Head => head;
+
+    public override SymmetryGroup? InputGroup => null;
+
+    public override SymmetryGroup? OutputGroup => null;
+
+    /// <summary>Number of trainable scalars.</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
+
+    public override Tensor forward(Tensor input)
+    {
+        if (input.dim() != 4 || input.shape[1] != Spec.InputChannels)
+        {
+            throw new ArgumentException(
+                $"The network expects images of shape B x {Spec.InputChannels} x H x W, but found [{string.Join(", ", input.shape)}].",
+                nameof(input));
+        }
+
+        using var scope = NewDisposeScope();
+        var x = input;
+        foreach (var block in blocks)
+        {
+            x = block.call(x);
+        }
+
+        return head.call(x).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,29 @@
+using System.Globalization;
+using Equinas.Benchmarks;
+
+// Benchmark runner. Usage: dotnet run -c Release --project benchmarks/Equinas.Benchmarks -- <benchmark> [options]
+// Each benchmark prints a readable table and, as its last line, one JSON object with the figures.
+CultureInfo.DefaultThreadCurrentCulture = CultureInfo.InvariantCulture;
+CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
+
+var benchmarks = new Dictionary<string, Func<BenchmarkOptions, int>>(StringComparer.OrdinalIgnoreCase)
+{
+    ["engine"] = EngineBenchmark.Run,
+    ["memory"] = MemoryBenchmark.Run,
+};
+
+if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
+{
+    Console.Error.WriteLine($"Usage: Equinas.Benchmarks <{string.Join("|", benchmarks.Keys)}> [--threads N] [--rounds N] [--steps N] [--batch N]");
+    return 2;
+}
+
+try
+{
+    return run(BenchmarkOptions.Parse(args.AsSpan(1)));
+}
+catch (ArgumentException e)
+{
+    Console.Error.WriteLine(e.Message);
+    return 2;
+}
