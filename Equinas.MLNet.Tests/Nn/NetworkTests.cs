@@ -152,4 +152,20 @@ public class NetworkTests : TorchTestBase
         net.eval();
         Assert.All(InvarianceErrors(net, images, D4Element.All), e => Assert.True(e < Tolerance, $"error {e:E2}"));
     }
+
+    [Fact]
+    public void A_network_built_inside_a_dispose_scope_outlives_it()
+    {
+        GroupCnn net;
+        using (NewDisposeScope())
+        {
+            net = new GroupCnn(SmallSpec());
+        }
+
+        using var scope = NewDisposeScope();
+        using (net)
+        {
+            Assert.Equal(5, net.call(torch.rand(2, 1, 12, 12)).shape[1]);
+        }
+    }
 }

@@ -7,7 +7,7 @@ internal sealed record BenchmarkOptions(int Threads, int Rounds, int Steps, int 
 {
     public static BenchmarkOptions Parse(ReadOnlySpan<string> args)
     {
-        var options = new BenchmarkOptions(Threads: 2, Rounds: 5, Steps: 2000, Batch: 64);
+        var options = new BenchmarkOptions(Threads: 2, Rounds: 7, Steps: 2000, Batch: 64);
         for (int i = 0; i < args.Length; i++)
         {
             string name = args[i];

@@ -103,6 +103,12 @@ internal sealed class GroupCnn : EquivariantModule
 
         head = new InvariantHead(fields, previous!, spec.HeadHidden, spec.Classes);
         RegisterComponents();
+
+        // The network owns its weights: a dispose scope that happens to be open while it is built must not free them.
+        foreach (var (_, tensor) in state_dict())
+        {
+            tensor.DetachFromDisposeScope();
+        }
     }
 
     public NetworkSpec Spec { get; }
