@@ -43,7 +43,7 @@ foreach (var (name, groups) in architectures)
     Train(net, trainX, trainY, steps);
     net.eval();
     double accuracy = Accuracy(net, testX, testY);
-    string errors = string.Join(" ", D4Element.All.Select(g => InvarianceError(net, testX[..32], g).ToString("0.0e0", CultureInfo.InvariantCulture)));
+    string errors = string.Join(" ", D4Element.All.Select(g => InvarianceError(net, testX.narrow(0, 0, 32), g).ToString("0.0e0", CultureInfo.InvariantCulture)));
     Console.WriteLine($"{name,-20}{net.ParameterCount,9:N0}  {errors,-46}{accuracy,9:P1}{watch.Elapsed.TotalSeconds,9:F1}");
 }
 
@@ -106,8 +106,9 @@ static double Accuracy(GroupCnn net, Tensor x, Tensor y)
     long correct = 0;
     for (long start = 0; start < x.shape[0]; start += 256)
     {
-        var logits = net.call(x[start..Math.Min(start + 256, x.shape[0])]);
-        correct += logits.argmax(1).eq(y[start..Math.Min(start + 256, x.shape[0])]).sum().item<long>();
+        long n = Math.Min(256, x.shape[0] - start);
+        var logits = net.call(x.narrow(0, start, n));
+        correct += logits.argmax(1).eq(y.narrow(0, start, n)).sum().item<long>();
     }
 
     return (double)correct / x.shape[0];

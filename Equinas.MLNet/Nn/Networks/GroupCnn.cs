@@ -90,6 +90,11 @@ internal sealed class GroupCnn : EquivariantModule
     public GroupCnn(NetworkSpec spec) : base(nameof(GroupCnn))
     {
         Spec = spec ?? throw new ArgumentNullException(nameof(spec));
+
+        // Build inside a dispose scope so that the temporaries of weight initialisation are freed now rather than by
+        // the finalizer; the weights and buffers themselves are detached from it, and from any scope the caller has
+        // open: the network owns them.
+        using var scope = NewDisposeScope();
         blocks = new ModuleList<GroupCnnBlock>();
         SymmetryGroup? previous = null;
         int fields = spec.InputChannels;
@@ -103,13 +108,32 @@ internal sealed class GroupCnn : EquivariantModule
 
         head = new InvariantHead(fields, previous!, spec.HeadHidden, spec.Classes);
         RegisterComponents();
-
-        // The network owns its weights: a dispose scope that happens to be open while it is built must not free them.
         foreach (var (_, tensor) in state_dict())
         {
             tensor.DetachFromDisposeScope();
         }
+
+        Interlocked.Increment(ref s_liveInstances);
     }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            Interlocked.Decrement(ref s_liveInstances);
+        }
+
+        base.Dispose(disposing);
+    }
+
+    private static long s_liveInstances;
+    private int _disposed;
+
+    /// <summary>
+    /// Networks constructed and not yet disposed in this process: a diagnostic for leak tests (TorchSharp's own tensor
+    /// counter also counts wrappers whose native tensor has moved into a parameter, so it cannot serve).
+    /// </summary>
+    public static long LiveInstances => Interlocked.Read(ref s_liveInstances);
 
     public NetworkSpec Spec { get; }
 
@@ -120,6 +144,31 @@ internal sealed class GroupCnn : EquivariantModule
     public override SymmetryGroup? InputGroup => null;
 
     public override SymmetryGroup? OutputGroup => null;
+
+    /// <summary>A deep copy: the same architecture, weights, buffers and training/evaluation mode.</summary>
+    public GroupCnn Clone()
+    {
+        var copy = new GroupCnn(Spec);
+        using (torch.no_grad())
+        {
+            var source = state_dict();
+            foreach (var (name, tensor) in copy.state_dict())
+            {
+                tensor.copy_(source[name]);
+            }
+        }
+
+        if (training)
+        {
+            copy.train();
+        }
+        else
+        {
+            copy.eval();
+        }
+
+        return copy;
+    }
 
     /// <summary>Number of trainable scalars.</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());

@@ -1,0 +1,109 @@
+using Equinas.MLNet.Groups;
+using Equinas.MLNet.Nn.Networks;
+using Equinas.MLNet.Search.Evolution;
+using Equinas.MLNet.Search.Training;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace Equinas.MLNet.Tests.Search;
+
+public class EvolutionarySearchTests : TorchTestBase
+{
+    private static readonly NetworkSpec Template =
+        NetworkSpec.FromChannels(1, NetworkPresets.Uniform(SymmetryGroup.D4, 3), [16, 32, 32], 3, [0, 1], classes: 3, headHidden: 0);
+
+    private static EvolutionOptions SmallBudget(int seed) => new()
+    {
+        PopulationSize = 2,
+        Generations = 2,
+        EpochsPerGeneration = 0.5,
+        Training = new TrainingOptions { BatchSize = 16, LearningRate = 3e-3 },
+        Seed = seed,
+    };
+
+    [Fact]
+    public void Mutations_follow_the_lattice_and_the_relax_previous_rule()
+    {
+        static string[] Describe(NetworkSpec spec) =>
+            EvolutionarySearch.Mutations(spec).Select(m => m.Layer < 0 ? "copy" : $"{m.Layer}:{m.Group!.Name}").ToArray();
+
+        Assert.Equal(["copy", "2:C4", "2:D2VH", "2:D2DA"], Describe(Template));
+        var mixed = Template.WithGroups([SymmetryGroup.D4, SymmetryGroup.C4, SymmetryGroup.C4]);
+        Assert.Equal(["copy", "2:C2", "0:C4"], Describe(mixed));
+        var trivial = Template.WithGroups([SymmetryGroup.D2VH, SymmetryGroup.D1H, SymmetryGroup.C1]);
+        Assert.Equal(["copy", "0:D1H", "1:C1"], Describe(trivial));
+    }
+
+    [Fact]
+    public void Search_runs_end_to_end_records_its_history_and_repeats_for_a_seed()
+    {
+        using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
+        using var validation = SyntheticData.Motifs(48, 3, 12, seed: 2);
+
+        (string[] History, string Best, float[] Weights) RunOnce()
+        {
+            var search = new EvolutionarySearch(SmallBudget(seed: 4));
+            int generations = 0;
+            search.GenerationCompleted += (_, _) => generations++;
+            using var result = search.Run(Template, train, validation);
+            Assert.Equal(3, generations);
+
+            var history = result.History;
+            Assert.Equal([0, 1, 2], history.Select(g => g.Generation));
+            Assert.Single(history[0].Candidates);
+            Assert.Equal(["D4", "D4", "D4"], history[0].Candidates[0].Groups);
+            Assert.Equal(4, history[1].Candidates.Count); // the copy and the three maximal subgroups of D4
+            for (int g = 1; g < history.Count; g++)
+            {
+                var parents = history[g - 1].Candidates.Where(c => c.Survived).Select(c => c.Id).ToHashSet();
+                Assert.All(history[g].Candidates, c => Assert.Contains(c.ParentId!.Value, parents));
+                Assert.Equal(history[g].Candidates.Count, history[g].Candidates.Select(c => string.Join("-", c.Groups)).Distinct().Count());
+                Assert.Equal(Math.Min(2, history[g].Candidates.Count), history[g].Candidates.Count(c => c.Survived));
+            }
+
+            Assert.Equal(result.Best.Groups, result.Groups.Select(g => g.Name));
+            Assert.Equal(history[^1].Candidates.Where(c => c.Survived).Max(c => c.ValidationAccuracy), result.Best.ValidationAccuracy);
+            var again = NetworkTrainer.Evaluate(result.Network, validation, 256, CancellationToken.None);
+            Assert.Equal(result.Best.ValidationAccuracy, again.Accuracy, 10);
+            Assert.True(result.Times.Training > TimeSpan.Zero && result.Times.Total >= result.Times.Training);
+
+            var lines = history.SelectMany(g => g.Candidates)
+                .Select(c => $"{c.Generation} {c.Id} {c.ParentId} {c.Change} {string.Join("-", c.Groups)} {c.Parameters} {c.ValidationAccuracy:R} {c.ValidationLoss:R} {c.Survived}")
+                .ToArray();
+            return (lines, string.Join("-", result.Best.Groups), result.Network.parameters().SelectMany(p => p.data<float>().ToArray()).ToArray());
+        }
+
+        var first = RunOnce();
+        var second = RunOnce();
+        Assert.Equal(first.History, second.History);
+        Assert.Equal(first.Best, second.Best);
+        Assert.Equal(first.Weights, second.Weights);
+    }
+
+    [Fact]
+    public void Cancelled_search_stops_promptly_and_frees_every_network()
+    {
+        using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
+        using var validation = SyntheticData.Motifs(48, 3, 12, seed: 2);
+        var options = SmallBudget(seed: 2) with { Generations = 5, EpochsPerGeneration = 2 };
+
+        long liveBefore = GroupCnn.LiveInstances;
+        using var cancellation = new CancellationTokenSource();
+        var search = new EvolutionarySearch(options);
+        int evaluated = 0;
+        search.CandidateEvaluated += (_, _) =>
+        {
+            if (++evaluated == 3)
+            {
+                cancellation.Cancel();
+            }
+        };
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        Assert.ThrowsAny<OperationCanceledException>(() => search.Run(Template, train, validation, cancellation.Token));
+        // Cancelled after the third candidate: at most one more batch ran (the check is before every batch).
+        Assert.Equal(3, evaluated);
+        Assert.True(watch.Elapsed < TimeSpan.FromMinutes(2));
+        Assert.Equal(liveBefore, GroupCnn.LiveInstances);
+    }
+}
