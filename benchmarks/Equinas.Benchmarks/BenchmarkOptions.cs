@@ -2,31 +2,78 @@ using System.Globalization;
 
 namespace Equinas.Benchmarks;
 
-/// <summary>Command-line options shared by the benchmarks; each benchmark uses the ones it needs.</summary>
-internal sealed record BenchmarkOptions(int Threads, int Rounds, int Steps, int Batch)
+/// <summary>
+/// Command-line options <c>--name value</c>. Each benchmark reads the ones it knows, with its own defaults, and
+/// rejects the rest.
+/// </summary>
+internal sealed class BenchmarkOptions
 {
+    private readonly Dictionary<string, string> _values;
+    private readonly HashSet<string> _read = [];
+
+    private BenchmarkOptions(Dictionary<string, string> values) => _values = values;
+
     public static BenchmarkOptions Parse(ReadOnlySpan<string> args)
     {
-        var options = new BenchmarkOptions(Threads: 2, Rounds: 7, Steps: 2000, Batch: 64);
-        for (int i = 0; i < args.Length; i++)
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (int i = 0; i < args.Length; i += 2)
         {
-            string name = args[i];
-            if (i + 1 >= args.Length || !int.TryParse(args[i + 1], NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) || value <= 0)
+            if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length)
             {
-                throw new ArgumentException($"Option {name} needs a positive integer value.");
+                throw new ArgumentException($"Expected '--name value' pairs; found '{args[i]}'{(i + 1 >= args.Length ? " without a value" : string.Empty)}.");
             }
 
-            i++;
-            options = name switch
-            {
-                "--threads" => options with { Threads = value },
-                "--rounds" => options with { Rounds = value },
-                "--steps" => options with { Steps = value },
-                "--batch" => options with { Batch = value },
-                _ => throw new ArgumentException($"Unknown option {name}."),
-            };
+            values[args[i][2..]] = args[i + 1];
         }
 
-        return options;
+        return new BenchmarkOptions(values);
+    }
+
+    /// <summary>A positive integer option.</summary>
+    public int Int(string name, int fallback)
+    {
+        _read.Add(name);
+        if (!_values.TryGetValue(name, out var text))
+        {
+            return fallback;
+        }
+
+        return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out int value) && value > 0
+            ? value
+            : throw new ArgumentException($"Option --{name} needs a positive integer; found '{text}'.");
+    }
+
+    /// <summary>A positive number option.</summary>
+    public double Double(string name, double fallback)
+    {
+        _read.Add(name);
+        if (!_values.TryGetValue(name, out var text))
+        {
+            return fallback;
+        }
+
+        return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) && value > 0 && !double.IsInfinity(value)
+            ? value
+            : throw new ArgumentException($"Option --{name} needs a positive number; found '{text}'.");
+    }
+
+    /// <summary>A text option.</summary>
+    public string Text(string name, string fallback)
+    {
+        _read.Add(name);
+        return _values.TryGetValue(name, out var text) ? text : fallback;
+    }
+
+    /// <summary>Threads for torch (default 2, the machine's cores).</summary>
+    public int Threads => Int("threads", 2);
+
+    /// <summary>Throws if an option was given that the benchmark did not read.</summary>
+    public void RejectUnknown()
+    {
+        var unknown = _values.Keys.Where(k => !_read.Contains(k)).ToArray();
+        if (unknown.Length > 0)
+        {
+            throw new ArgumentException($"Unknown option(s) for this benchmark: {string.Join(", ", unknown.Select(u => "--" + u))}.");
+        }
     }
 }

@@ -16,8 +16,10 @@ internal static class EngineBenchmark
     private const int ImageSize = 28;
     private const int Classes = 10;
 
-    public static int Run(BenchmarkOptions options)
+    public static int Run(BenchmarkOptions args)
     {
+        var options = (Threads: args.Threads, Rounds: args.Int("rounds", 7), Batch: args.Int("batch", 64));
+        args.RejectUnknown();
         torch.set_num_threads(options.Threads);
         torch.manual_seed(7);
         Console.WriteLine($"engine: paper network (8 layers, 5x5, 128/256 scalar channels), batch {options.Batch} of 1x{ImageSize}x{ImageSize}, {options.Rounds} rounds");

@@ -10,8 +10,10 @@ namespace Equinas.Benchmarks;
 /// </summary>
 internal static class MemoryBenchmark
 {
-    public static int Run(BenchmarkOptions options)
+    public static int Run(BenchmarkOptions args)
     {
+        var options = (Threads: args.Threads, Steps: args.Int("steps", 2000), Batch: args.Int("batch", 64));
+        args.RejectUnknown();
         torch.set_num_threads(options.Threads);
         torch.manual_seed(11);
         int steps = options.Steps;

@@ -10,11 +10,12 @@ var benchmarks = new Dictionary<string, Func<BenchmarkOptions, int>>(StringCompa
 {
     ["engine"] = EngineBenchmark.Run,
     ["memory"] = MemoryBenchmark.Run,
+    ["evolution"] = EvolutionExperiment.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {
-    Console.Error.WriteLine($"Usage: Equinas.Benchmarks <{string.Join("|", benchmarks.Keys)}> [--threads N] [--rounds N] [--steps N] [--batch N]");
+    Console.Error.WriteLine($"Usage: Equinas.Benchmarks <{string.Join("|", benchmarks.Keys)}> [--name value ...] (see README: Benchmarks)");
     return 2;
 }
 

@@ -55,11 +55,15 @@ internal sealed class GroupConv2d : EquivariantModule
         return Functional(input, weight, bias, Group);
     }
 
-    /// <summary>Expands a kernel <c>O x I x |G| x k x k</c> into a conv2d filter <c>(O |G|) x (I |G|) x k x k</c>.</summary>
-    public static Tensor ExpandFilter(Tensor weight, SymmetryGroup group)
+    /// <summary>
+    /// Expands a kernel <c>O x I x |G| x k x k</c> into a conv2d filter <c>(O |G|) x (I |G|) x k x k</c>; with a
+    /// <paramref name="layout"/> subgroup H, each field's rows and columns come in the order of the restriction to H,
+    /// so the filter maps feature maps over H (restricted from G) to feature maps over H.
+    /// </summary>
+    public static Tensor ExpandFilter(Tensor weight, SymmetryGroup group, SymmetryGroup? layout = null)
     {
         long o = weight.shape[0], i = weight.shape[1], n = group.Order, k = weight.shape[3];
-        var index = FilterIndex.Get(group, (int)k, lifting: false, weight.device);
+        var index = FilterIndex.Get(group, (int)k, lifting: false, weight.device, layout);
         return weight.reshape(o, i, n * k * k)
             .index_select(2, index)
             .view(o, i, n, n, k, k)

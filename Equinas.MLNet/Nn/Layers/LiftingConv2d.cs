@@ -61,11 +61,14 @@ internal sealed class LiftingConv2d : EquivariantModule
         return Functional(input, weight, bias, Group);
     }
 
-    /// <summary>Expands a lifting kernel <c>F x C x k x k</c> into a conv2d filter <c>(F |G|) x C x k x k</c>.</summary>
-    public static Tensor ExpandFilter(Tensor weight, SymmetryGroup group)
+    /// <summary>
+    /// Expands a lifting kernel <c>F x C x k x k</c> into a conv2d filter <c>(F |G|) x C x k x k</c>; with a
+    /// <paramref name="layout"/> subgroup H, each field's rows come in the order of the restriction to H.
+    /// </summary>
+    public static Tensor ExpandFilter(Tensor weight, SymmetryGroup group, SymmetryGroup? layout = null)
     {
         long f = weight.shape[0], c = weight.shape[1], k = weight.shape[2];
-        var index = FilterIndex.Get(group, (int)k, lifting: true, weight.device);
+        var index = FilterIndex.Get(group, (int)k, lifting: true, weight.device, layout);
         return weight.reshape(f, c, k * k)
             .index_select(2, index)
             .view(f, c, group.Order, k, k)

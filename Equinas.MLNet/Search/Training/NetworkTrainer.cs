@@ -1,6 +1,5 @@
 #nullable enable
 using System.Diagnostics;
-using Equinas.MLNet.Nn.Networks;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -44,7 +43,7 @@ internal sealed class NetworkTrainer
     /// </summary>
     /// <exception cref="OperationCanceledException">The token was cancelled (checked before every batch).</exception>
     public static PassMetrics TrainBatches(
-        GroupCnn network, optim.Optimizer optimizer, ImageDataset data, BatchSampler sampler, int batches, CancellationToken cancellationToken)
+        nn.Module<Tensor, Tensor> network, optim.Optimizer optimizer, ImageDataset data, BatchSampler sampler, int batches, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(optimizer);
@@ -76,7 +75,7 @@ internal sealed class NetworkTrainer
 
     /// <summary>Loss and accuracy of <paramref name="network"/> on <paramref name="data"/> in evaluation mode.</summary>
     /// <remarks>The network is left in evaluation mode.</remarks>
-    public static PassMetrics Evaluate(GroupCnn network, ImageDataset data, int batchSize, CancellationToken cancellationToken)
+    public static PassMetrics Evaluate(nn.Module<Tensor, Tensor> network, ImageDataset data, int batchSize, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(data);
@@ -99,7 +98,7 @@ internal sealed class NetworkTrainer
     }
 
     /// <summary>Evaluates with this trainer's evaluation batch size.</summary>
-    public PassMetrics Evaluate(GroupCnn network, ImageDataset data, CancellationToken cancellationToken) =>
+    public PassMetrics Evaluate(nn.Module<Tensor, Tensor> network, ImageDataset data, CancellationToken cancellationToken) =>
         Evaluate(network, data, Options.EvaluationBatchSize, cancellationToken);
 
     /// <summary>
@@ -107,7 +106,7 @@ internal sealed class NetworkTrainer
     /// evaluating on <paramref name="validation"/> after each epoch when given, and raising <see cref="EpochCompleted"/>.
     /// </summary>
     public IReadOnlyList<EpochMetrics> Fit(
-        GroupCnn network, ImageDataset train, ImageDataset? validation, double epochs, int seed, CancellationToken cancellationToken)
+        nn.Module<Tensor, Tensor> network, ImageDataset train, ImageDataset? validation, double epochs, int seed, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(train);

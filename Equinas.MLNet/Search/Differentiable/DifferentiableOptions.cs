@@ -1,0 +1,99 @@
+#nullable enable
+using Equinas.MLNet.Groups;
+using Equinas.MLNet.Mixed;
+using Equinas.MLNet.Search.Training;
+
+namespace Equinas.MLNet.Search.Differentiable;
+
+/// <summary>Where the batches for the architecture (alpha) updates come from.</summary>
+internal enum ArchitectureBatches
+{
+    /// <summary>A held-out split, never used for weight updates (the DARTS choice; the default).</summary>
+    HeldOut,
+
+    /// <summary>A second batch of the training data (what the EquiNAS authors' code does).</summary>
+    SecondTrainingBatch,
+}
+
+/// <summary>What the search returns after its epochs.</summary>
+internal enum FinalArchitecture
+{
+    /// <summary>The continuous mixture as learned.</summary>
+    KeepMixture,
+
+    /// <summary>Each layer set to its argmax group (one-hot z, frozen), then the weights trained further.</summary>
+    DiscretizeAndFineTune,
+
+    /// <summary>Each layer set to its argmax group, the weights re-initialised and trained again (the authors' "retrain").</summary>
+    DiscretizeAndRetrain,
+}
+
+/// <summary>
+/// Settings of EquiNAS_D. The paper's rotated-MNIST runs: every layer mixed over C1, C2, C4, D1, D2, D4; Adam for the
+/// weights (lr 0.01) and for the alphas (lr 0.01); 100 epochs.
+/// </summary>
+internal sealed record DifferentiableOptions
+{
+    /// <summary>The top group; the default member set is every subgroup of it.</summary>
+    public SymmetryGroup TopGroup { get; init; } = SymmetryGroup.D4;
+
+    /// <summary>The groups each layer mixes; null for every subgroup of <see cref="TopGroup"/>.</summary>
+    public IReadOnlyList<SymmetryGroup>? Members { get; init; }
+
+    public AlphaInitialization Initialization { get; init; } = AlphaInitialization.Uniform;
+
+    public double Temperature { get; init; } = 1.0;
+
+    /// <summary>Epochs of the search (fractions allowed).</summary>
+    public double Epochs { get; init; } = 3;
+
+    /// <summary>Optimiser settings of the weights.</summary>
+    public TrainingOptions Training { get; init; } = new();
+
+    /// <summary>Adam learning rate of the architecture logits.</summary>
+    public double ArchitectureLearningRate { get; init; } = 0.01;
+
+    public ArchitectureBatches ArchitectureBatches { get; init; } = ArchitectureBatches.HeldOut;
+
+    public FinalArchitecture Final { get; init; } = FinalArchitecture.KeepMixture;
+
+    /// <summary>Epochs of fine-tuning or retraining after discretisation.</summary>
+    public double FinalEpochs { get; init; } = 1;
+
+    public int Seed { get; init; } = 1;
+
+    /// <summary>The member set in use.</summary>
+    public IReadOnlyList<SymmetryGroup> MemberGroups => Members ?? TopGroup.Subgroups();
+
+    /// <summary>Throws when a setting is out of range, naming it.</summary>
+    public void Validate()
+    {
+        ArgumentNullException.ThrowIfNull(TopGroup, nameof(TopGroup));
+        if (Members is { } members && (members.Count == 0 || members.Any(m => !m.IsSubgroupOf(TopGroup)) || members.Distinct().Count() != members.Count))
+        {
+            throw new ArgumentException($"Members must be distinct subgroups of {TopGroup.Name}; found [{string.Join(", ", members.Select(m => m.Name))}].", nameof(Members));
+        }
+
+        if (!(Epochs > 0) || double.IsInfinity(Epochs))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Epochs), Epochs, "Must be positive.");
+        }
+
+        if (!(ArchitectureLearningRate > 0) || double.IsInfinity(ArchitectureLearningRate))
+        {
+            throw new ArgumentOutOfRangeException(nameof(ArchitectureLearningRate), ArchitectureLearningRate, "Must be positive.");
+        }
+
+        if (!(FinalEpochs > 0) || double.IsInfinity(FinalEpochs))
+        {
+            throw new ArgumentOutOfRangeException(nameof(FinalEpochs), FinalEpochs, "Must be positive.");
+        }
+
+        if (!(Temperature > 0) || double.IsInfinity(Temperature))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Temperature), Temperature, "Must be positive.");
+        }
+
+        Training.Validate();
+    }
+}
