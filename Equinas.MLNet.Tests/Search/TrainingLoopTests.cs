@@ -106,4 +106,44 @@ public class TrainingLoopTests : TorchTestBase
             Assert.All(counts, c => Assert.Equal(5, c));
         }
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void Norm_calibration_makes_evaluation_match_the_batch_statistics(bool mixed)
+    {
+        using var data = SyntheticData.Motifs(64, 3, 12, seed: 4);
+        var spec = TinySpec(SymmetryGroup.D4) with { HeadHidden = 8 };
+        nn.Module<Tensor, Tensor> net = mixed
+            ? new Equinas.MLNet.Mixed.MixedGroupCnn(new Equinas.MLNet.Mixed.MixedNetworkSpec(spec, SymmetryGroup.D4.Subgroups()))
+            : new GroupCnn(spec);
+        using (net)
+        {
+            using var scope = NewDisposeScope();
+            using (torch.no_grad())
+            {
+                foreach (var p in net.parameters())
+                {
+                    p.add_(torch.randn_like(p) * 0.3);
+                }
+            }
+
+            net.eval();
+            var stale = net.call(data.Images);
+            net.train();
+            Tensor batchStatistics;
+            using (torch.no_grad())
+            {
+                batchStatistics = net.call(data.Images);
+            }
+
+            NormCalibration.Recalibrate(net, data, images: 64, batchSize: 64);
+            Assert.True(net.training, "the mode is restored");
+            net.eval();
+            var calibrated = net.call(data.Images);
+            double before = RelativeError(stale, batchStatistics), after = RelativeError(calibrated, batchStatistics);
+            Assert.True(after < 0.05 && after < before / 4, $"relative error to batch statistics: {before:F3} before, {after:F3} after");
+            Assert.All(net.modules().OfType<TorchSharp.Modules.BatchNorm1d>(), n => Assert.Equal(0.1, n.momentum));
+        }
+    }
 }

@@ -20,6 +20,8 @@ internal sealed class MixedBatchNorm : nn.Module<Tensor, Tensor>
     private readonly ParameterList biases;
 #pragma warning restore IDE1006
 
+    private long _batchesTracked;
+
     public MixedBatchNorm(IReadOnlyList<SymmetryGroup> members, int channels, double eps = 1e-5, double momentum = 0.1)
         : base(nameof(MixedBatchNorm))
     {
@@ -48,7 +50,21 @@ internal sealed class MixedBatchNorm : nn.Module<Tensor, Tensor>
 
     public double Eps { get; }
 
-    public double Momentum { get; }
+    /// <summary>Weight of a new batch in the running statistics; null for a cumulative average (as in BatchNorm).</summary>
+    public double? Momentum { get; set; }
+
+    /// <summary>Resets the running statistics to mean 0 and variance 1.</summary>
+    public void ResetRunningStats()
+    {
+        using var noGrad = torch.no_grad();
+        for (int m = 0; m < Members.Count; m++)
+        {
+            get_buffer($"running_mean_{m}")!.zero_();
+            get_buffer($"running_var_{m}")!.fill_(1);
+        }
+
+        _batchesTracked = 0;
+    }
 
     public override Tensor forward(Tensor input) => throw new InvalidOperationException("MixedBatchNorm needs the layer's z: call Forward(input, z).");
 
@@ -63,8 +79,11 @@ internal sealed class MixedBatchNorm : nn.Module<Tensor, Tensor>
         var y = input.reshape(shape[0], Channels, shape[3] * shape[4]);
         Tensor? channelMean = null, channelSquare = null;
         long perChannel = shape[0] * shape[3] * shape[4];
+        double momentum = 0;
         if (training)
         {
+            _batchesTracked++;
+            momentum = Momentum ?? (1.0 / _batchesTracked);
             channelMean = y.mean([0, 2]);
             channelSquare = (y * y).mean([0, 2]);
         }
@@ -84,8 +103,8 @@ internal sealed class MixedBatchNorm : nn.Module<Tensor, Tensor>
                 using (torch.no_grad())
                 {
                     long n = perChannel * order;
-                    runningMean.mul_(1 - Momentum).add_(mean.detach() * Momentum);
-                    runningVar.mul_(1 - Momentum).add_(variance.detach() * (Momentum * n / Math.Max(n - 1, 1)));
+                    runningMean.mul_(1 - momentum).add_(mean.detach() * momentum);
+                    runningVar.mul_(1 - momentum).add_(variance.detach() * (momentum * n / Math.Max(n - 1, 1)));
                 }
             }
             else

@@ -1,4 +1,5 @@
 using Equinas.MLNet.Groups;
+using Equinas.MLNet.Mixed;
 using Equinas.MLNet.Nn.Layers;
 using Equinas.MLNet.Nn.Networks;
 using TorchSharp;
@@ -7,8 +8,9 @@ using static TorchSharp.torch;
 namespace Equinas.Benchmarks;
 
 /// <summary>
-/// Training step (forward, backward, SGD update) and inference of the paper network with every layer D4, C4 or C1,
-/// batch 64 of 1x28x28. Configurations are timed side by side: every round times each configuration once, in a
+/// Training step (forward, backward, SGD update) and inference of the paper network with every layer D4, C4 or C1, and
+/// with every layer a [G]-mixed layer over the authors' six groups {C1, C2, C4, D1, D2, D4} (one step updates weights
+/// and architecture logits; inference uses the cached summed filters), batch 64 of 1x28x28. Configurations are timed side by side: every round times each configuration once, in a
 /// rotated order, after warm-up; the figures are medians over rounds.
 /// </summary>
 internal static class EngineBenchmark
@@ -26,7 +28,9 @@ internal static class EngineBenchmark
         Console.WriteLine(Measure.MachineLine(options.Threads));
 
         var groups = new[] { SymmetryGroup.D4, SymmetryGroup.C4, SymmetryGroup.C1 };
-        var configs = groups.Select(g => new Config(g, options.Batch)).ToArray();
+        var configs = groups.Select(g => new Config(g.Name, g, options.Batch))
+            .Append(new Config("mixed", null, options.Batch))
+            .ToArray();
         try
         {
             foreach (var config in configs)
@@ -35,7 +39,7 @@ internal static class EngineBenchmark
                 {
                     config.TrainStep();
                     config.Infer();
-                    config.Expand();
+                    config.ExpandAction();
                 }
             }
 
@@ -46,7 +50,7 @@ internal static class EngineBenchmark
                     var config = configs[(round + j) % configs.Length];
                     config.TrainTimes.Add(Measure.Seconds(config.TrainStep));
                     config.InferTimes.Add(Measure.Seconds(config.Infer));
-                    config.ExpandTimes.Add(Measure.Seconds(config.Expand));
+                    config.ExpandTimes.Add(Measure.Seconds(config.ExpandAction));
                 }
 
                 Console.Error.WriteLine($"  round {round + 1}/{options.Rounds} done");
@@ -60,13 +64,14 @@ internal static class EngineBenchmark
                 double train = Measure.Median(c.TrainTimes), infer = Measure.Median(c.InferTimes);
                 // A training step counts as three forward passes of conv work (forward, input and weight gradients).
                 double gflops = 3 * 2 * macs * options.Batch / train / 1e9;
-                Console.WriteLine($"{c.Group.Name,-8}{c.Net.ParameterCount,12:N0}{train,14:F3}{options.Batch / train,13:F1}{gflops,15:F1}{infer,10:F3}{options.Batch / infer,13:F1}{1000 * Measure.Median(c.ExpandTimes),11:F2}");
+                Console.WriteLine($"{c.Name,-8}{c.ParameterCount,12:N0}{train,14:F3}{options.Batch / train,13:F1}{gflops,15:F1}{infer,10:F3}{options.Batch / infer,13:F1}{1000 * Measure.Median(c.ExpandTimes),11:F2}");
             }
 
             double Ratio(Func<Config, List<double>> times, int a, int b) => Measure.Median(times(configs[a])) / Measure.Median(times(configs[b]));
             double ratioD4C1 = Ratio(c => c.TrainTimes, 0, 2);
             Console.WriteLine();
             Console.WriteLine($"D4 / C1 training step time: {ratioD4C1:F3} (target <= 1.10); C4 / C1: {Ratio(c => c.TrainTimes, 1, 2):F3}; D4 / C1 inference: {Ratio(c => c.InferTimes, 0, 2):F3}");
+            Console.WriteLine($"mixed / D4 training step time: {Ratio(c => c.TrainTimes, 3, 0):F3} (target <= 1.5); mixed (cached filters) / D4 inference: {Ratio(c => c.InferTimes, 3, 0):F3} (target <= 1.1)");
             Console.WriteLine($"conv work: {macs / 1e9:F3} GMAC per image");
             Measure.PrintJson(new Dictionary<string, object>
             {
@@ -75,14 +80,16 @@ internal static class EngineBenchmark
                 ["threads"] = options.Threads,
                 ["rounds"] = options.Rounds,
                 ["gmac_per_image"] = Math.Round(macs / 1e9, 4),
-                ["train_images_per_s"] = configs.ToDictionary(c => c.Group.Name, c => Math.Round(options.Batch / Measure.Median(c.TrainTimes), 2)),
-                ["infer_images_per_s"] = configs.ToDictionary(c => c.Group.Name, c => Math.Round(options.Batch / Measure.Median(c.InferTimes), 2)),
-                ["expand_ms"] = configs.ToDictionary(c => c.Group.Name, c => Math.Round(1000 * Measure.Median(c.ExpandTimes), 3)),
-                ["train_gflops"] = configs.ToDictionary(c => c.Group.Name, c => Math.Round(6 * macs * options.Batch / Measure.Median(c.TrainTimes) / 1e9, 1)),
+                ["train_images_per_s"] = configs.ToDictionary(c => c.Name, c => Math.Round(options.Batch / Measure.Median(c.TrainTimes), 2)),
+                ["infer_images_per_s"] = configs.ToDictionary(c => c.Name, c => Math.Round(options.Batch / Measure.Median(c.InferTimes), 2)),
+                ["expand_ms"] = configs.ToDictionary(c => c.Name, c => Math.Round(1000 * Measure.Median(c.ExpandTimes), 3)),
+                ["train_gflops"] = configs.ToDictionary(c => c.Name, c => Math.Round(6 * macs * options.Batch / Measure.Median(c.TrainTimes) / 1e9, 1)),
                 ["ratio_d4_c1"] = Math.Round(ratioD4C1, 4),
                 ["ratio_c4_c1"] = Math.Round(Ratio(c => c.TrainTimes, 1, 2), 4),
                 ["ratio_infer_d4_c1"] = Math.Round(Ratio(c => c.InferTimes, 0, 2), 4),
                 ["ratio_infer_c4_c1"] = Math.Round(Ratio(c => c.InferTimes, 1, 2), 4),
+                ["ratio_mixed_d4"] = Math.Round(Ratio(c => c.TrainTimes, 3, 0), 4),
+                ["ratio_mixed_cached_d4"] = Math.Round(Ratio(c => c.InferTimes, 3, 0), 4),
             });
             return 0;
         }
@@ -97,33 +104,82 @@ internal static class EngineBenchmark
 
     private sealed class Config : IDisposable
     {
+        private static readonly SymmetryGroup[] AuthorsGroups =
+            [SymmetryGroup.C1, SymmetryGroup.C2, SymmetryGroup.C4, SymmetryGroup.D1V, SymmetryGroup.D2VH, SymmetryGroup.D4];
+
         private readonly Tensor _images;
         private readonly Tensor _labels;
         private readonly optim.Optimizer _optimizer;
 
-        public Config(SymmetryGroup group, int batch)
+        /// <summary>A fixed network over <paramref name="group"/>, or the all-mixed network when it is null.</summary>
+        public Config(string name, SymmetryGroup? group, int batch)
         {
-            Group = group;
-            Spec = NetworkPresets.Paper(NetworkPresets.Uniform(group, 8), Classes);
-            Net = new GroupCnn(Spec);
+            Name = name;
+            Spec = NetworkPresets.Paper(NetworkPresets.Uniform(group ?? SymmetryGroup.C1, 8), Classes);
+            if (group is null)
+            {
+                var mixed = new MixedGroupCnn(new MixedNetworkSpec(Spec, AuthorsGroups));
+                Net = mixed;
+                ParameterCount = mixed.WeightCount;
+                Expand = () =>
+                {
+                    foreach (var block in mixed.Blocks)
+                    {
+                        _ = block.Conv.MixedFilter(block.Conv.Z());
+                    }
+                };
+            }
+            else
+            {
+                var net = new GroupCnn(Spec);
+                Net = net;
+                ParameterCount = net.ParameterCount;
+                Expand = () =>
+                {
+                    foreach (var block in net.Blocks)
+                    {
+                        _ = block.Conv switch
+                        {
+                            LiftingConv2d l => LiftingConv2d.ExpandFilter(l.Weight, l.Group),
+                            GroupConv2d g => GroupConv2d.ExpandFilter(g.Weight, g.Group),
+                            _ => throw new InvalidOperationException("unknown conv layer"),
+                        };
+                    }
+                };
+            }
+
             _optimizer = optim.SGD(Net.parameters(), 0.01);
             _images = torch.rand(batch, 1, ImageSize, ImageSize);
             _labels = torch.randint(0, Classes, [batch], dtype: ScalarType.Int64);
             _images.DetachFromDisposeScope();
             _labels.DetachFromDisposeScope();
+            ExpandAction = () =>
+            {
+                using var scope = NewDisposeScope();
+                using var noGrad = torch.no_grad();
+                Expand();
+            };
         }
 
-        public SymmetryGroup Group { get; }
+        public string Name { get; }
 
         public NetworkSpec Spec { get; }
 
-        public GroupCnn Net { get; }
+        public nn.Module<Tensor, Tensor> Net { get; }
+
+        /// <summary>Trainable scalars (architecture logits excluded for the mixed network).</summary>
+        public long ParameterCount { get; }
 
         public List<double> TrainTimes { get; } = [];
 
         public List<double> InferTimes { get; } = [];
 
         public List<double> ExpandTimes { get; } = [];
+
+        /// <summary>Only the filter construction of one forward pass (every layer), without gradients.</summary>
+        public Action ExpandAction { get; }
+
+        private Action Expand { get; }
 
         public void TrainStep()
         {
@@ -141,22 +197,6 @@ internal static class EngineBenchmark
             using var noGrad = torch.no_grad();
             Net.eval();
             Net.call(_images);
-        }
-
-        /// <summary>Only the filter expansion of one forward pass (every layer), without gradients.</summary>
-        public void Expand()
-        {
-            using var scope = NewDisposeScope();
-            using var noGrad = torch.no_grad();
-            foreach (var block in Net.Blocks)
-            {
-                _ = block.Conv switch
-                {
-                    LiftingConv2d l => LiftingConv2d.ExpandFilter(l.Weight, l.Group),
-                    GroupConv2d g => GroupConv2d.ExpandFilter(g.Weight, g.Group),
-                    _ => throw new InvalidOperationException("unknown conv layer"),
-                };
-            }
         }
 
         public void Dispose()

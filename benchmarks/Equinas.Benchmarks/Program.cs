@@ -11,6 +11,7 @@ var benchmarks = new Dictionary<string, Func<BenchmarkOptions, int>>(StringCompa
     ["engine"] = EngineBenchmark.Run,
     ["memory"] = MemoryBenchmark.Run,
     ["evolution"] = EvolutionExperiment.Run,
+    ["differentiable"] = DifferentiableExperiment.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

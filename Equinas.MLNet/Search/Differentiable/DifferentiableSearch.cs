@@ -146,6 +146,7 @@ internal sealed class DifferentiableSearch
             }
 
             done += batches;
+            NormCalibration.Recalibrate(network, train, Options.Training.NormCalibrationImages, Options.Training.EvaluationBatchSize);
             var validation = NetworkTrainer.Evaluate(network, heldOut, Options.Training.EvaluationBatchSize, cancellationToken);
             Record(history, new DifferentiableEpoch(sampler.EpochsDrawn, "search", network.Z(), new PassMetrics(lossSum / seen, (double)correct / seen, seen), validation, watch.Elapsed));
         }

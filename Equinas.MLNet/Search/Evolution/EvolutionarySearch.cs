@@ -185,6 +185,7 @@ internal sealed class EvolutionarySearch
             candidate.TrainLoss = NetworkTrainer.TrainBatches(candidate.Network, optimizer, train, sampler, sampler.BatchesFor(epochs), cancellationToken).Loss;
         }
 
+        NormCalibration.Recalibrate(candidate.Network, train, Options.Training.NormCalibrationImages, Options.Training.EvaluationBatchSize);
         clock.Training += watch.Elapsed;
         watch.Restart();
         var metrics = NetworkTrainer.Evaluate(candidate.Network, validation, Options.Training.EvaluationBatchSize, cancellationToken);

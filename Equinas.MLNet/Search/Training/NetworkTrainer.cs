@@ -121,6 +121,7 @@ internal sealed class NetworkTrainer
             int batches = Math.Min(sampler.BatchesPerEpoch, total - done);
             var trainMetrics = TrainBatches(network, optimizer, train, sampler, batches, cancellationToken);
             done += batches;
+            NormCalibration.Recalibrate(network, train, Options.NormCalibrationImages, Options.EvaluationBatchSize);
             PassMetrics? validationMetrics = validation is null ? null : Evaluate(network, validation, cancellationToken);
             var metrics = new EpochMetrics(sampler.EpochsDrawn, trainMetrics, validationMetrics, watch.Elapsed);
             history.Add(metrics);

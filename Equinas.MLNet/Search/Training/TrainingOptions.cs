@@ -32,6 +32,12 @@ internal sealed record TrainingOptions
     /// <summary>Batch size for evaluation (no gradients, so larger batches are cheap).</summary>
     public int EvaluationBatchSize { get; init; } = 256;
 
+    /// <summary>
+    /// Training images used to re-estimate the normalisation statistics with the final weights before every
+    /// evaluation (0 turns it off); see <see cref="NormCalibration"/>.
+    /// </summary>
+    public int NormCalibrationImages { get; init; } = 1024;
+
     /// <summary>Throws when a setting is out of range, naming it.</summary>
     public void Validate()
     {
@@ -52,6 +58,7 @@ internal sealed record TrainingOptions
 
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(BatchSize);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(EvaluationBatchSize);
+        ArgumentOutOfRangeException.ThrowIfNegative(NormCalibrationImages);
     }
 
     /// <summary>A new optimiser over the given parameters (all of them: a relaxed layer is trained from its first step).</summary>
