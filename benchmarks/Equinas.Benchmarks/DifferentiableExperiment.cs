@@ -93,7 +93,8 @@ internal static class DifferentiableExperiment
                 for (int layer = 0; layer < z.Length; layer++)
                 {
                     double max = z[layer].Max();
-                    markdown.AppendLine(CultureInfo.InvariantCulture, $"| {layer + 1} | " + string.Join(" | ", z[layer].Select(v => v == max ? $"**{v:F3}**" : v.ToString("F3", CultureInfo.InvariantCulture))) + " |");
+                    var cells = z[layer].Select(v => v == max ? string.Create(CultureInfo.InvariantCulture, $"**{v:F3}**") : v.ToString("F3", CultureInfo.InvariantCulture));
+                    markdown.AppendLine(CultureInfo.InvariantCulture, $"| {layer + 1} | {string.Join(" | ", cells)} |");
                 }
 
                 markdown.AppendLine();
