@@ -71,7 +71,7 @@ internal static class DifferentiableExperiment
                 using var validation = digits.Augmented(DigitSplit.Validation, g, seed: 202);
                 using var test = digits.Augmented(DigitSplit.Test, g, seed: 203);
                 var search = new DifferentiableSearch(options with { Seed = 1 });
-                search.EpochCompleted += (_, e) => Console.Error.WriteLine($"  augmented by {g}: epoch {e.Epoch} val acc {e.Validation.Accuracy:P1}, argmax {string.Join("-", e.Z.Select(z => members[Array.IndexOf(z, z.Max())].Name))}");
+                search.EpochCompleted += (_, e) => Console.Error.WriteLine($"  augmented by {g}: epoch {e.Epoch:0.##} val acc {e.Validation.Accuracy:P1}, argmax {string.Join("-", e.Z.Select(z => members[Array.IndexOf(z, z.Max())].Name))}");
                 var watch = Stopwatch.StartNew();
                 using var result = search.Run(template, train, validation);
                 var accuracy = NetworkTrainer.Evaluate(result.Network, test, 256, CancellationToken.None).Accuracy;
@@ -121,13 +121,9 @@ internal static class DifferentiableExperiment
 
                 foreach (var g in new[] { SymmetryGroup.D4, SymmetryGroup.C1 })
                 {
-                    torch.manual_seed(seed);
-                    using var net = new GroupCnn(template.WithGroups(NetworkPresets.Uniform(g, template.Layers.Count)));
-                    watch.Restart();
-                    var history = new NetworkTrainer(options.Training).Fit(net, train, validation, epochs, seed, CancellationToken.None);
-                    var accuracy = NetworkTrainer.Evaluate(net, test, 256, CancellationToken.None).Accuracy;
-                    runs.Add((seed, $"fixed {g.Name}", net.Spec.Describe().Split(' ')[0], net.ParameterCount, history[^1].Validation!.Value.Accuracy, accuracy, watch.Elapsed.TotalSeconds));
-                    Console.Error.WriteLine($"  rotated, seed {seed}: fixed {g} test acc {accuracy:P2} ({watch.Elapsed.TotalSeconds:F0} s)");
+                    var baseline = FixedBaseline.Train(template, g, train, validation, test, epochs, options.Training, seed);
+                    runs.Add((seed, $"fixed {g.Name}", baseline.Architecture, baseline.Parameters, baseline.ValidationAccuracy, baseline.TestAccuracy, baseline.Seconds));
+                    Console.Error.WriteLine($"  rotated, seed {seed}: fixed {g} test acc {baseline.TestAccuracy:P2} ({baseline.Seconds:F0} s)");
                 }
             }
 

@@ -65,14 +65,9 @@ internal static class EvolutionExperiment
 
             foreach (var group in new[] { SymmetryGroup.D4, SymmetryGroup.C1 })
             {
-                torch.manual_seed(seed);
-                using var net = new GroupCnn(template.WithGroups(NetworkPresets.Uniform(group, template.Layers.Count)));
-                var trainer = new NetworkTrainer(evolution.Training);
-                watch.Restart();
-                var history = trainer.Fit(net, train, validation, lineageEpochs, seed, CancellationToken.None);
-                var testMetrics = NetworkTrainer.Evaluate(net, test, 256, CancellationToken.None);
-                runs.Add(new RunRecord(seed, $"fixed {group.Name}", net.Spec.Describe().Split(' ')[0], net.ParameterCount, history[^1].Validation!.Value.Accuracy, testMetrics.Accuracy, watch.Elapsed.TotalSeconds, 1, null));
-                Console.Error.WriteLine($"  seed {seed} fixed {group.Name}: test acc {testMetrics.Accuracy:P2} in {watch.Elapsed.TotalSeconds:F0} s");
+                var baseline = FixedBaseline.Train(template, group, train, validation, test, lineageEpochs, evolution.Training, seed);
+                runs.Add(new RunRecord(seed, $"fixed {group.Name}", baseline.Architecture, baseline.Parameters, baseline.ValidationAccuracy, baseline.TestAccuracy, baseline.Seconds, 1, null));
+                Console.Error.WriteLine($"  seed {seed} fixed {group.Name}: test acc {baseline.TestAccuracy:P2} in {baseline.Seconds:F0} s");
             }
         }
 

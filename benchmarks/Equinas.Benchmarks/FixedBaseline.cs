@@ -1,0 +1,29 @@
+using System.Diagnostics;
+using Equinas.MLNet.Groups;
+using Equinas.MLNet.Nn.Networks;
+using Equinas.MLNet.Search.Training;
+using TorchSharp;
+
+namespace Equinas.Benchmarks;
+
+/// <summary>A fixed network (every layer one group) trained and tested as a baseline for the searches.</summary>
+/// <param name="Architecture">Per-layer groups, e.g. "D4-D4-D4-D4-D4".</param>
+/// <param name="Parameters">Trainable scalars.</param>
+/// <param name="ValidationAccuracy">After the last epoch.</param>
+/// <param name="TestAccuracy">On the test set.</param>
+/// <param name="Seconds">Wall-clock of training and testing.</param>
+internal sealed record FixedBaseline(string Architecture, long Parameters, double ValidationAccuracy, double TestAccuracy, double Seconds)
+{
+    /// <summary>Trains <paramref name="template"/> with every layer <paramref name="group"/> for <paramref name="epochs"/> epochs.</summary>
+    public static FixedBaseline Train(
+        NetworkSpec template, SymmetryGroup group, ImageDataset train, ImageDataset validation, ImageDataset test,
+        double epochs, TrainingOptions training, int seed)
+    {
+        var watch = Stopwatch.StartNew();
+        torch.manual_seed(seed);
+        using var net = new GroupCnn(template.WithGroups(NetworkPresets.Uniform(group, template.Layers.Count)));
+        var history = new NetworkTrainer(training).Fit(net, train, validation, epochs, seed, CancellationToken.None);
+        var accuracy = NetworkTrainer.Evaluate(net, test, training.EvaluationBatchSize, CancellationToken.None).Accuracy;
+        return new FixedBaseline(string.Join("-", net.Spec.Groups.Select(g => g.Name)), net.ParameterCount, history[^1].Validation!.Value.Accuracy, accuracy, watch.Elapsed.TotalSeconds);
+    }
+}
