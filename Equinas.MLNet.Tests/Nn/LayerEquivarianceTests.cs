@@ -131,6 +131,19 @@ public class LayerEquivarianceTests : TorchTestBase
 
     [Theory]
     [MemberData(nameof(GroupsAndSizes))]
+    public void Group_pooling_turns_a_feature_map_into_an_image_that_moves_with_the_input(string groupName, int height, int width)
+    {
+        using var scope = NewDisposeScope();
+        var group = SymmetryGroup.Parse(groupName);
+        foreach (var mode in new[] { GroupPoolMode.Mean, GroupPoolMode.Max })
+        {
+            using var pool = new GroupPool(group, mode);
+            AssertEquivariant(pool, torch.randn([2, 3, group.Order, height, width]), group);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(GroupsAndSizes))]
     public void Invariant_head_is_invariant(string groupName, int height, int width)
     {
         using var scope = NewDisposeScope();

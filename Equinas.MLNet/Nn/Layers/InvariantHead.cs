@@ -53,8 +53,8 @@ internal sealed class InvariantHead : EquivariantModule
 
     public override SymmetryGroup? OutputGroup => null;
 
-    /// <summary>Group and spatial mean: <c>B x F x |G| x H x W</c> to <c>B x F</c>.</summary>
-    public static Tensor Pool(Tensor input) => input.mean([2, 3, 4]);
+    /// <summary>Group pooling (mean) then spatial mean: <c>B x F x |G| x H x W</c> to <c>B x F</c>.</summary>
+    public static Tensor Pool(Tensor input) => GroupPool.Functional(input, GroupPoolMode.Mean).mean([2, 3]);
 
     public override Tensor forward(Tensor input)
     {
