@@ -106,4 +106,24 @@ public class EvolutionarySearchTests : TorchTestBase
         Assert.True(watch.Elapsed < TimeSpan.FromMinutes(2));
         Assert.Equal(liveBefore, GroupCnn.LiveInstances);
     }
+
+    [Fact]
+    public void Pareto_selection_never_drops_a_candidate_that_dominates_a_survivor()
+    {
+        using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
+        using var validation = SyntheticData.Motifs(48, 3, 12, seed: 2);
+        using var result = new EvolutionarySearch(SmallBudget(seed: 6) with { ParetoSelection = true }).Run(Template, train, validation);
+        static bool Dominates(CandidateRecord a, CandidateRecord b) =>
+            a.ValidationAccuracy >= b.ValidationAccuracy && a.Parameters <= b.Parameters
+            && (a.ValidationAccuracy > b.ValidationAccuracy || a.Parameters < b.Parameters);
+        foreach (var generation in result.History.Skip(1))
+        {
+            var survivors = generation.Candidates.Where(c => c.Survived).ToArray();
+            Assert.Equal(Math.Min(2, generation.Candidates.Count), survivors.Length);
+            foreach (var dropped in generation.Candidates.Where(c => !c.Survived))
+            {
+                Assert.DoesNotContain(survivors, s => Dominates(dropped, s));
+            }
+        }
+    }
 }

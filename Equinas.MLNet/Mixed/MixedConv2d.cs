@@ -151,10 +151,13 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>Member G's kernel expanded into a conv2d filter laid out over G0 (rows and, for group layers, columns).</summary>
-    public Tensor MemberFilter(int member) =>
+    public Tensor MemberFilter(int member) => Expand(member, weights[member]);
+
+    /// <summary>Expands a kernel shaped like member G's (the expansion is a gather, so it is linear in the kernel).</summary>
+    private Tensor Expand(int member, Tensor kernel) =>
         IsLifting
-            ? LiftingConv2d.ExpandFilter(weights[member], Members[member], Base)
-            : GroupConv2d.ExpandFilter(weights[member], Members[member], Base);
+            ? LiftingConv2d.ExpandFilter(kernel, Members[member], Base)
+            : GroupConv2d.ExpandFilter(kernel, Members[member], Base);
 
     /// <summary>Member G's bias per output scalar channel.</summary>
     public Tensor MemberBias(int member) => ConvArguments.ExpandBias(biases[member], Members[member].Order);
@@ -167,9 +170,9 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
         Tensor? filter = null, bias = null;
         for (int m = 0; m < Members.Count; m++)
         {
-            var weight = z[m];
-            var f = MemberFilter(m) * weight;
-            var b = MemberBias(m) * weight;
+            // Scale the member's kernel before expanding it: the kernel is up to |G| times smaller than its filter.
+            var f = Expand(m, weights[m] * z[m]);
+            var b = ConvArguments.ExpandBias(biases[m] * z[m], Members[m].Order);
             filter = filter is null ? f : filter.add_(f);
             bias = bias is null ? b : bias.add_(b);
         }

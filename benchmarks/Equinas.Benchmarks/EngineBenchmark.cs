@@ -43,17 +43,33 @@ internal static class EngineBenchmark
                 }
             }
 
+            // Training steps, interleaved round by round so that the machine's drift hits every configuration alike.
             for (int round = 0; round < options.Rounds; round++)
             {
                 for (int j = 0; j < configs.Length; j++)
                 {
                     var config = configs[(round + j) % configs.Length];
                     config.TrainTimes.Add(Measure.Seconds(config.TrainStep));
-                    config.InferTimes.Add(Measure.Seconds(config.Infer));
                     config.ExpandTimes.Add(Measure.Seconds(config.ExpandAction));
                 }
 
-                Console.Error.WriteLine($"  round {round + 1}/{options.Rounds} done");
+                Console.Error.WriteLine($"  training round {round + 1}/{options.Rounds} done");
+            }
+
+            // Inference of the trained networks in evaluation mode: one untimed pass first, which builds the mixed
+            // network's cached filters as a deployed model would once, then interleaved timed rounds.
+            foreach (var config in configs)
+            {
+                config.Infer();
+            }
+
+            for (int round = 0; round < options.Rounds; round++)
+            {
+                for (int j = 0; j < configs.Length; j++)
+                {
+                    var config = configs[(round + j) % configs.Length];
+                    config.InferTimes.Add(Measure.Seconds(config.Infer));
+                }
             }
 
             double macs = configs[0].Spec.MultiplyAccumulates(ImageSize, ImageSize);

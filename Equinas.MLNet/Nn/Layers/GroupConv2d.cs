@@ -64,8 +64,10 @@ internal sealed class GroupConv2d : EquivariantModule
     {
         long o = weight.shape[0], i = weight.shape[1], n = group.Order, k = weight.shape[3];
         var index = FilterIndex.Get(group, (int)k, lifting: false, weight.device, layout);
-        return weight.reshape(o, i, n * k * k)
-            .index_select(2, index)
+        // A gather along dimension 1 of a 2-D view is several times faster in libtorch than along the last
+        // dimension of a 3-D one (measured 1.3 vs 7.6 ms for a 256x256 5x5 C1 filter on 2 threads).
+        return weight.reshape(o * i, n * k * k)
+            .index_select(1, index)
             .view(o, i, n, n, k, k)
             .transpose(1, 2)
             .reshape(o * n, i * n, k, k);

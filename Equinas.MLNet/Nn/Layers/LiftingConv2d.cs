@@ -69,8 +69,8 @@ internal sealed class LiftingConv2d : EquivariantModule
     {
         long f = weight.shape[0], c = weight.shape[1], k = weight.shape[2];
         var index = FilterIndex.Get(group, (int)k, lifting: true, weight.device, layout);
-        return weight.reshape(f, c, k * k)
-            .index_select(2, index)
+        return weight.reshape(f * c, k * k)
+            .index_select(1, index)
             .view(f, c, group.Order, k, k)
             .transpose(1, 2)
             .reshape(f * group.Order, c, k, k);
