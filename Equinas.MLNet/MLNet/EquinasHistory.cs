@@ -1,0 +1,80 @@
+#nullable enable
+namespace Equinas.MLNet;
+
+/// <summary>The record of how a model's architecture was found, saved with the model.</summary>
+public sealed record EquinasHistory
+{
+    /// <summary>Gets the search mode that produced the model.</summary>
+    public required SearchMode Mode { get; init; }
+
+    /// <summary>Gets the top group the search started from (or the groups were bounded by).</summary>
+    public required string TopGroup { get; init; }
+
+    /// <summary>Gets every candidate the evolutionary search trained, generation by generation (empty for the other modes).</summary>
+    public required IReadOnlyList<EquinasCandidate> Candidates { get; init; }
+
+    /// <summary>Gets one entry per epoch of the differentiable search or fixed training (empty for the evolutionary search).</summary>
+    public required IReadOnlyList<EquinasEpoch> Epochs { get; init; }
+
+    /// <summary>Gets the wall-clock time of the whole training, data reading included.</summary>
+    public required TimeSpan TrainingTime { get; init; }
+}
+
+/// <summary>One candidate network of one generation of the evolutionary search.</summary>
+public sealed record EquinasCandidate
+{
+    /// <summary>Gets the generation (0 for the initial network).</summary>
+    public required int Generation { get; init; }
+
+    /// <summary>Gets the candidate's id, unique within the search.</summary>
+    public required int Id { get; init; }
+
+    /// <summary>Gets the id of the candidate it was made from, or null for the initial network.</summary>
+    public int? ParentId { get; init; }
+
+    /// <summary>Gets how it was made from its parent: "initial", "copy" or "relax layer i to H" (layers count from 0).</summary>
+    public required string Change { get; init; }
+
+    /// <summary>Gets its per-layer groups.</summary>
+    public required IReadOnlyList<string> LayerGroups { get; init; }
+
+    /// <summary>Gets its trainable parameters.</summary>
+    public required long Parameters { get; init; }
+
+    /// <summary>Gets its validation accuracy after the generation's training.</summary>
+    public required double ValidationAccuracy { get; init; }
+
+    /// <summary>Gets its mean validation cross-entropy after the generation's training.</summary>
+    public required double ValidationLoss { get; init; }
+
+    /// <summary>Gets its mean training loss over the generation's batches.</summary>
+    public required double TrainLoss { get; init; }
+
+    /// <summary>Gets whether it was kept as a parent of the next generation.</summary>
+    public required bool Survived { get; init; }
+}
+
+/// <summary>One epoch of the differentiable search or of fixed training.</summary>
+public sealed record EquinasEpoch
+{
+    /// <summary>Gets the epochs of training data seen so far (the last may be fractional).</summary>
+    public required double Epoch { get; init; }
+
+    /// <summary>Gets the phase: "search", "fine-tune" or "retrain" (differentiable), or "epoch" (fixed).</summary>
+    public required string Phase { get; init; }
+
+    /// <summary>Gets the mixture weights z per layer (member group name to weight), or null for fixed training.</summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, double>>? Z { get; init; }
+
+    /// <summary>Gets the mean training loss over the epoch.</summary>
+    public required double TrainLoss { get; init; }
+
+    /// <summary>Gets the training accuracy over the epoch.</summary>
+    public required double TrainAccuracy { get; init; }
+
+    /// <summary>Gets the validation cross-entropy after the epoch.</summary>
+    public required double ValidationLoss { get; init; }
+
+    /// <summary>Gets the validation accuracy after the epoch.</summary>
+    public required double ValidationAccuracy { get; init; }
+}

@@ -1,0 +1,369 @@
+#nullable enable
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Equinas.MLNet;
+using Equinas.MLNet.Input;
+using Equinas.MLNet.Mixed;
+using Equinas.MLNet.Search;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.Trainers;
+using TorchSharp;
+using static TorchSharp.torch;
+
+[assembly: LoadableClass(typeof(EquinasModelParameters), null, typeof(SignatureLoadModel),
+    "Equinas equivariant image classifier", EquinasModelParameters.LoaderSignature)]
+
+namespace Equinas.MLNet;
+
+/// <summary>
+/// The model an <see cref="EquivariantImageClassificationTrainer"/> produces: a trained group-equivariant CNN (one
+/// symmetry group per layer, or mixed layers with their learned weights z), the input preprocessing training used, the
+/// class count and the record of the search. Saved into and loaded from ML.NET model files by
+/// <c>mlContext.Model.Save</c> and <c>mlContext.Model.Load</c>.
+/// </summary>
+/// <remarks>
+/// <para>
+/// The model holds native (libtorch) memory. It is released when the model is disposed, which a
+/// <see cref="PredictionEngine{TSrc, TDst}"/> does when it is disposed unless it was created with
+/// <c>PredictionEngineOptions.OwnsTransformer = false</c>. Disposing twice is harmless; predicting after disposal
+/// throws <see cref="ObjectDisposedException"/>.
+/// </para>
+/// <para>
+/// A model is safe to use from several threads at once: one <see cref="PredictionEngine{TSrc, TDst}"/> per thread, or
+/// <c>Transform</c> over a shared transformer.
+/// </para>
+/// </remarks>
+public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>, IValueMapper, IDisposable
+{
+    internal const string LoaderSignature = "EquinasImageClassifier";
+    internal const string RegistrationName = "EquinasModelParameters";
+
+    /// <summary>Entry names of the model's files inside the model zip (under the trainer's folder).</summary>
+    internal const string MetadataEntry = "EquinasMetadata.json";
+    internal const string ArchitectureEntry = "EquinasArchitecture.bin";
+    internal const string WeightsEntry = "EquinasWeights.bin";
+
+    private const int PayloadFormat = 1;
+
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter() },
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+    };
+
+    private readonly TrainedNetwork _network;
+    private readonly Device _device;
+    private readonly DataViewType _inputType;
+    private readonly VectorDataViewType _outputType;
+    private int _disposed;
+
+    private EquinasModelParameters(IHostEnvironment env, TrainedNetwork network, InputSpec input, int classes, EquinasHistory history)
+        : base(env, RegistrationName)
+    {
+        _network = network;
+        Input = input;
+        ClassCount = classes;
+        History = history;
+        LayerGroups = network.Description.Kind == "fixed"
+            ? network.Description.Groups
+            : ((MixedGroupCnn)network.Network).ArgmaxGroups().Select(g => g.Name).ToArray();
+        ParameterCount = network.ParameterCount;
+        _inputType = input.ColumnType();
+        _outputType = new VectorDataViewType(NumberDataViewType.Single, classes);
+        using var ch = Host.Start("Device");
+        _device = DeviceSelector.Choose(env, ch);
+        Prepare();
+    }
+
+    // *** Binary format ***
+    // (base) int: sizeof(float)
+    // int: payload format (1)
+    // entry EquinasMetadata.json: input spec, classes, layer groups, parameter count, search history, SHA-256 and
+    //   length of the two binary entries
+    // entry EquinasArchitecture.bin: the network description (TrainedNetwork format)
+    // entry EquinasWeights.bin: the network's TorchSharp state
+    private EquinasModelParameters(IHostEnvironment env, ModelLoadContext ctx)
+        : base(env, RegistrationName, ctx)
+    {
+        int format = ctx.Reader.ReadInt32();
+        if (format != PayloadFormat)
+        {
+            throw new InvalidDataException($"The Equinas model in this file has payload format {format}; this version of Equinas.MLNet reads format {PayloadFormat}.");
+        }
+
+        string? metadataText = null;
+        byte[]? architecture = null, weights = null;
+        ctx.TryLoadTextStream(MetadataEntry, r => metadataText = r.ReadToEnd());
+        ctx.TryLoadBinaryStream(ArchitectureEntry, r => architecture = ReadAll(r));
+        ctx.TryLoadBinaryStream(WeightsEntry, r => weights = ReadAll(r));
+        var metadata = ParseMetadata(metadataText);
+        CheckEntry(ArchitectureEntry, architecture, metadata.ArchitectureSha256, metadata.ArchitectureLength);
+        CheckEntry(WeightsEntry, weights, metadata.WeightsSha256, metadata.WeightsLength);
+
+        using (var a = new BinaryReader(new MemoryStream(architecture!)))
+        using (var w = new BinaryReader(new MemoryStream(weights!)))
+        {
+            _network = TrainedNetwork.Load(a, w);
+        }
+
+        try
+        {
+            Input = metadata.Input ?? throw Corrupt(MetadataEntry, "an input spec", "none");
+            ClassCount = metadata.Classes;
+            if (ClassCount != _network.Description.Classes || Input.Channels != _network.Description.InputChannels || Input.Mean.Length != Input.Channels || Input.Std.Length != Input.Channels)
+            {
+                throw Corrupt(MetadataEntry, $"{_network.Description.Classes} classes and {_network.Description.InputChannels} input channels with one mean and std each", $"{ClassCount} classes, {Input.Channels} channels, {Input.Mean.Length} means, {Input.Std.Length} stds");
+            }
+
+            History = metadata.History ?? throw Corrupt(MetadataEntry, "the search history", "none");
+            LayerGroups = metadata.LayerGroups ?? throw Corrupt(MetadataEntry, "the layer groups", "none");
+            ParameterCount = _network.ParameterCount;
+            _inputType = Input.ColumnType();
+            _outputType = new VectorDataViewType(NumberDataViewType.Single, ClassCount);
+            using var ch = Host.Start("Device");
+            _device = DeviceSelector.Choose(env, ch);
+            Prepare();
+        }
+        catch
+        {
+            _network.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Gets the final symmetry group of each conv layer, input side first (for mixed layers: the member with the largest z).</summary>
+    public IReadOnlyList<string> LayerGroups { get; }
+
+    /// <summary>Gets how the architecture was found: every candidate of the evolutionary search, or z per layer per epoch.</summary>
+    public EquinasHistory History { get; }
+
+    /// <summary>Gets the number of trainable weights (architecture logits excluded).</summary>
+    public long ParameterCount { get; }
+
+    /// <summary>Gets the number of classes (the training label's key count).</summary>
+    public int ClassCount { get; }
+
+    /// <summary>Gets the image shape the network takes: channels, height, width.</summary>
+    public (int Channels, int Height, int Width) InputShape => (Input.Channels, Input.Height, Input.Width);
+
+    /// <summary>Gets whether the network is made of [G]-mixed layers (differentiable search, mixture kept).</summary>
+    public bool IsMixed => _network.Description.Kind == "mixed";
+
+    /// <summary>Gets the mixture weights z of every mixed layer (member group name to weight), or null for a network with one group per layer.</summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, double>>? Z => _network.Network is MixedGroupCnn mixed
+        ? ZByName(mixed.Spec.Members.Select(m => m.Name).ToArray(), mixed.Z())
+        : null;
+
+    internal InputSpec Input { get; }
+
+    /// <inheritdoc/>
+    protected override PredictionKind PredictionKind => PredictionKind.MulticlassClassification;
+
+    DataViewType IValueMapper.InputType => _inputType;
+
+    DataViewType IValueMapper.OutputType => _outputType;
+
+    /// <summary>Releases the network's native memory. Safe to call more than once.</summary>
+    public void Dispose()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        {
+            _network.Dispose();
+        }
+    }
+
+    internal static EquinasModelParameters Create(IHostEnvironment env, TrainedNetwork network, InputSpec input, int classes, EquinasHistory history)
+    {
+        Contracts.CheckValue(env, nameof(env));
+        return new EquinasModelParameters(env, network, input, classes, history);
+    }
+
+    internal static EquinasModelParameters Create(IHostEnvironment env, ModelLoadContext ctx)
+    {
+        Contracts.CheckValue(env, nameof(env));
+        env.CheckValue(ctx, nameof(ctx));
+        ctx.CheckAtModel(GetVersionInfo());
+        return new EquinasModelParameters(env, ctx);
+    }
+
+    private static VersionInfo GetVersionInfo() =>
+        new(
+            modelSignature: "EQNASCLS",
+            verWrittenCur: 0x00010001,
+            verReadableCur: 0x00010001,
+            verWeCanReadBack: 0x00010001,
+            loaderSignature: LoaderSignature,
+            loaderAssemblyName: typeof(EquinasModelParameters).Assembly.FullName);
+
+    /// <inheritdoc/>
+    protected override void SaveCore(ModelSaveContext ctx)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        base.SaveCore(ctx);
+        ctx.SetVersionInfo(GetVersionInfo());
+        ctx.Writer.Write(PayloadFormat);
+
+        using var architecture = new MemoryStream();
+        using var weights = new MemoryStream();
+        using (var a = new BinaryWriter(architecture, System.Text.Encoding.UTF8, leaveOpen: true))
+        using (var w = new BinaryWriter(weights, System.Text.Encoding.UTF8, leaveOpen: true))
+        {
+            _network.Save(a, w);
+        }
+
+        byte[] architectureBytes = architecture.ToArray(), weightBytes = weights.ToArray();
+        var metadata = new StoredMetadata
+        {
+            Input = Input,
+            Classes = ClassCount,
+            LayerGroups = LayerGroups.ToArray(),
+            Parameters = ParameterCount,
+            History = History,
+            ArchitectureSha256 = Convert.ToHexString(SHA256.HashData(architectureBytes)),
+            ArchitectureLength = architectureBytes.Length,
+            WeightsSha256 = Convert.ToHexString(SHA256.HashData(weightBytes)),
+            WeightsLength = weightBytes.Length,
+        };
+        ctx.SaveTextStream(MetadataEntry, w => w.Write(JsonSerializer.Serialize(metadata, Json)));
+        ctx.SaveBinaryStream(ArchitectureEntry, w => w.Write(architectureBytes));
+        ctx.SaveBinaryStream(WeightsEntry, w => w.Write(weightBytes));
+    }
+
+    ValueMapper<TSrc, TDst> IValueMapper.GetMapper<TSrc, TDst>()
+    {
+        if (typeof(TDst) != typeof(VBuffer<float>))
+        {
+            throw new InvalidOperationException($"The Equinas model produces VBuffer<Single> scores, not {typeof(TDst).Name}.");
+        }
+
+        var expected = Input.Kind switch
+        {
+            FeatureKind.Pixels or FeatureKind.Flat => typeof(VBuffer<float>),
+            FeatureKind.Image => typeof(MLImage),
+            _ => typeof(VBuffer<byte>),
+        };
+        if (typeof(TSrc) != expected)
+        {
+            throw new ArgumentException($"Feature column '{Input.Column}' must hold {_inputType} values ({expected.Name}); found {typeof(TSrc).Name}.");
+        }
+
+        ValueMapper<TSrc, VBuffer<float>> map = (in TSrc source, ref VBuffer<float> destination) =>
+        {
+            var pixels = new float[Input.Size];
+            Input.Read(source, pixels, -1);
+            var scores = PredictBatch(pixels, 1);
+            var editor = VBufferEditor.Create(ref destination, ClassCount);
+            scores.AsSpan().CopyTo(editor.Values);
+            destination = editor.Commit();
+        };
+        return (ValueMapper<TSrc, TDst>)(Delegate)map;
+    }
+
+    /// <summary>
+    /// Class probabilities for <paramref name="count"/> raw images (planar, C x H x W each, not yet normalised; the
+    /// array is normalised in place). Thread-safe: gradients off and native memory released per call.
+    /// </summary>
+    internal float[] PredictBatch(float[] rawPixels, int count)
+    {
+        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        Input.Normalize(rawPixels.AsSpan(0, count * Input.Size));
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        var images = torch.tensor(rawPixels, [count, Input.Channels, Input.Height, Input.Width]);
+        if (_device.type != DeviceType.CPU)
+        {
+            images = images.to(_device);
+        }
+
+        var probabilities = nn.functional.softmax(_network.Network.call(images), 1).cpu();
+        return probabilities.data<float>().ToArray();
+    }
+
+    /// <summary>Moves the network to the chosen device and builds inference caches now, so that concurrent first calls do not race.</summary>
+    private void Prepare()
+    {
+        if (_device.type != DeviceType.CPU)
+        {
+            _network.Network.to(_device);
+        }
+
+        _network.Network.eval();
+        PredictBatch(new float[Input.Size], 1);
+    }
+
+    internal static IReadOnlyList<IReadOnlyDictionary<string, double>> ZByName(IReadOnlyList<string> members, IReadOnlyList<double[]> z) =>
+        z.Select(layer => (IReadOnlyDictionary<string, double>)members.Select((m, i) => (m, layer[i])).ToDictionary(p => p.m, p => p.Item2)).ToArray();
+
+    private static byte[] ReadAll(BinaryReader reader)
+    {
+        using var buffer = new MemoryStream();
+        reader.BaseStream.CopyTo(buffer);
+        return buffer.ToArray();
+    }
+
+    private static StoredMetadata ParseMetadata(string? text)
+    {
+        if (text is null)
+        {
+            throw Corrupt(MetadataEntry, "the entry", "no such entry");
+        }
+
+        try
+        {
+            return JsonSerializer.Deserialize<StoredMetadata>(text, Json) ?? throw Corrupt(MetadataEntry, "a JSON object", "null");
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidDataException($"Model entry '{MetadataEntry}' is not valid: expected the model's JSON metadata; found a JSON error at line {e.LineNumber}, position {e.BytePositionInLine}: {e.Message}", e);
+        }
+    }
+
+    private static void CheckEntry(string entry, byte[]? bytes, string? sha256, long length)
+    {
+        if (bytes is null)
+        {
+            throw Corrupt(entry, "the entry", "no such entry");
+        }
+
+        if (bytes.Length != length)
+        {
+            throw Corrupt(entry, $"{length} bytes", $"{bytes.Length} bytes (truncated or replaced)");
+        }
+
+        string actual = Convert.ToHexString(SHA256.HashData(bytes));
+        if (!string.Equals(actual, sha256, StringComparison.OrdinalIgnoreCase))
+        {
+            throw Corrupt(entry, $"SHA-256 {sha256}", $"{actual} (the entry was modified)");
+        }
+    }
+
+    private static InvalidDataException Corrupt(string entry, string expected, string found) =>
+        new($"The Equinas model file is damaged: entry '{entry}' should hold {expected}; found {found}. Save the model again.");
+
+    /// <summary>What <see cref="MetadataEntry"/> holds.</summary>
+    private sealed record StoredMetadata
+    {
+        public InputSpec? Input { get; init; }
+
+        public int Classes { get; init; }
+
+        public string[]? LayerGroups { get; init; }
+
+        public long Parameters { get; init; }
+
+        public EquinasHistory? History { get; init; }
+
+        public string? ArchitectureSha256 { get; init; }
+
+        public long ArchitectureLength { get; init; }
+
+        public string? WeightsSha256 { get; init; }
+
+        public long WeightsLength { get; init; }
+    }
+}

@@ -1,0 +1,52 @@
+#nullable enable
+namespace Equinas.MLNet;
+
+/// <summary>
+/// A progress report of <see cref="EquivariantImageClassificationTrainer"/>, sent to
+/// <see cref="EquivariantImageClassificationTrainer.Options.Progress"/> after every generation (evolutionary search)
+/// or epoch (differentiable search and fixed training).
+/// </summary>
+public sealed record EquinasProgress
+{
+    /// <summary>Gets the search mode that is running.</summary>
+    public required SearchMode Mode { get; init; }
+
+    /// <summary>
+    /// Gets what is being reported: "generation" (evolutionary search; generation 0 is the initial training),
+    /// "search", "fine-tune" or "retrain" (differentiable search), or "epoch" (fixed training).
+    /// </summary>
+    public required string Phase { get; init; }
+
+    /// <summary>Gets the generation or epoch just finished (generations count from 0, epochs from 1).</summary>
+    public required int Step { get; init; }
+
+    /// <summary>Gets how many generations or epochs the run has in all.</summary>
+    public required int TotalSteps { get; init; }
+
+    /// <summary>Gets the mean training loss (cross-entropy) over the step's batches (the best candidate's, for a generation).</summary>
+    public required double TrainLoss { get; init; }
+
+    /// <summary>Gets the training accuracy over the step's batches, or <see cref="double.NaN"/> where it is not measured.</summary>
+    public required double TrainAccuracy { get; init; }
+
+    /// <summary>Gets the mean cross-entropy on the validation set after the step (the best candidate's, for a generation).</summary>
+    public required double ValidationLoss { get; init; }
+
+    /// <summary>Gets the accuracy on the validation set after the step (the best candidate's, for a generation).</summary>
+    public required double ValidationAccuracy { get; init; }
+
+    /// <summary>Gets the per-layer groups: the best candidate's, or each mixed layer's largest-z member.</summary>
+    public required IReadOnlyList<string> LayerGroups { get; init; }
+
+    /// <summary>Gets, for the differentiable search, the mixture weights z of every layer (member group name to weight); otherwise null.</summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, double>>? Z { get; init; }
+
+    /// <summary>Gets the trainable parameters (weights, not architecture logits) of the reported network.</summary>
+    public required long Parameters { get; init; }
+
+    /// <summary>Gets the time since training started (data reading included).</summary>
+    public required TimeSpan Elapsed { get; init; }
+
+    /// <summary>Gets an estimate of the time left, from the average time per step so far.</summary>
+    public required TimeSpan Remaining { get; init; }
+}

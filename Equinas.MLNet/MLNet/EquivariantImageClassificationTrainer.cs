@@ -1,0 +1,639 @@
+#nullable enable
+using System.Diagnostics;
+using System.Globalization;
+using Equinas.MLNet;
+using Equinas.MLNet.Groups;
+using Equinas.MLNet.Input;
+using Equinas.MLNet.Nn.Networks;
+using Equinas.MLNet.Search;
+using Equinas.MLNet.Search.Differentiable;
+using Equinas.MLNet.Search.Evolution;
+using Equinas.MLNet.Search.Training;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.Trainers;
+using Microsoft.ML.Transforms.Image;
+using TorchSharp;
+
+namespace Equinas.MLNet;
+
+/// <summary>
+/// The <see cref="IEstimator{TTransformer}"/> for image classification with a group-equivariant CNN whose per-layer
+/// symmetry groups (subgroups of the pixel grid's symmetry group D4) are searched while it trains: by evolution with
+/// the equivariance relaxation morphism (EquiNAS_E), by gradient descent over [G]-mixed layers (EquiNAS_D), or given.
+/// </summary>
+/// <remarks>
+/// <format type="text/markdown"><![CDATA[
+/// To create this trainer, use
+/// [EquinasEvolve](xref:Equinas.MLNet.EquinasCatalog.EquinasEvolve(Microsoft.ML.MulticlassClassificationCatalog.MulticlassClassificationTrainers,System.String,System.String,System.Int32,System.Int32,System.Double,System.String,System.Nullable{System.Int32})),
+/// [EquinasDifferentiable](xref:Equinas.MLNet.EquinasCatalog.EquinasDifferentiable(Microsoft.ML.MulticlassClassificationCatalog.MulticlassClassificationTrainers,System.String,System.String,System.Double,System.Double,System.String,System.Nullable{System.Int32}))
+/// or [EquivariantImageClassification](xref:Equinas.MLNet.EquinasCatalog.EquivariantImageClassification(Microsoft.ML.MulticlassClassificationCatalog.MulticlassClassificationTrainers,Equinas.MLNet.EquivariantImageClassificationTrainer.Options)).
+///
+/// ### Input and Output Columns
+/// The label column must be a [key](xref:Microsoft.ML.Data.KeyDataViewType) type (use MapValueToKey); the class count
+/// is its key count, and rows with a missing key are skipped (the count is logged). The feature column is one of:
+///
+/// | Feature column type | Notes |
+/// | -- | -- |
+/// | `Vector<Single, C, H, W>` | from ExtractPixels; the shape is read from the type |
+/// | `Vector<Single>` of C·H·W values | planar channels; set `ImageChannels`, `ImageHeight`, `ImageWidth` |
+/// | `Image<H, W>` ([MLImage](xref:Microsoft.ML.Data.MLImage)) | from LoadImages and ResizeImages; `ImageChannels` 1 (grey), 3 (RGB, the default) or 4 |
+/// | `Vector<Byte>` of encoded image bytes | from LoadRawImageBytes; decoded and resized to `ImageHeight` x `ImageWidth` |
+///
+/// Pixels are normalised per channel with the mean and standard deviation of the training images; the statistics are
+/// saved with the model, so prediction repeats the same preprocessing.
+///
+/// The trainer outputs the following columns:
+///
+/// | Output Column Name | Column Type | Description|
+/// | -- | -- | -- |
+/// | `Score` | Vector of [Single](xref:System.Single) | The softmax probability of each class, with the label's key values as slot names. |
+/// | `PredictedLabel` | [key](xref:Microsoft.ML.Data.KeyDataViewType) type | The most probable class, with the label's key values. |
+///
+/// ### Trainer Characteristics
+/// |  |  |
+/// | -- | -- |
+/// | Machine learning task | Multiclass classification |
+/// | Is normalization required? | No (done inside the model) |
+/// | Is caching required? | No (the images are read once into memory) |
+/// | Required NuGet in addition to Microsoft.ML | Equinas.MLNet, Microsoft.ML.ImageAnalytics, and one libtorch backend (for example libtorch-cpu-linux-x64) |
+/// | Exportable to ONNX | No |
+///
+/// ### Training Algorithm Details
+/// Every conv layer of the network is equivariant to a subgroup of D4 (rotations by quarter turns and the four
+/// reflections). `Evolutionary` starts with every layer equivariant to `Group` and evolves a population: each
+/// generation relaxes layers to subgroups without changing what the network computes (the equivariance relaxation
+/// morphism), trains every candidate for `EpochsPerGeneration` epochs and keeps the `PopulationSize` most accurate on
+/// the validation set. `Differentiable` makes every layer a weighted sum of layers constrained to each subgroup of
+/// `Group` and learns the weights z with the network (`Epochs` epochs, `ArchitectureLearningRate` for z, z updated on
+/// validation batches). `Fixed` trains the network with `LayerGroups` for `Epochs` epochs. Validation uses
+/// `ValidationSet`, the data given to `Fit(train, validation)`, or a stratified `ValidationFraction` of the training
+/// data. Training is seeded (`Seed`, else MLContext's seed), reports through `Progress` and `MLContext.Log`, and stops
+/// within one batch when `CancellationToken` is cancelled or MLContext cancels execution.
+///
+/// Method: M. Maile, J. Wilson, P. Forré, *Equivariance-aware Architectural Optimization of Neural Networks*, ICLR 2023.
+/// ]]></format>
+/// </remarks>
+public sealed class EquivariantImageClassificationTrainer
+    : TrainerEstimatorBase<MulticlassPredictionTransformer<EquinasModelParameters>, EquinasModelParameters>,
+    IEstimator<MulticlassPredictionTransformer<EquinasModelParameters>>
+{
+    internal const string LoadName = "EquivariantImageClassification";
+
+    private readonly Options _options;
+
+    internal EquivariantImageClassificationTrainer(IHostEnvironment env, Options options)
+        : base(
+            Contracts.CheckRef(env, nameof(env)).Register(LoadName),
+            new SchemaShape.Column(Contracts.CheckRef(options, nameof(options)).FeatureColumnName, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false),
+            new SchemaShape.Column(options.LabelColumnName, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true),
+            default)
+    {
+        options.Validate();
+        _options = options;
+    }
+
+    /// <summary>Gets what this trainer needs and supports: no normalisation, no caching, a validation set.</summary>
+    public override TrainerInfo Info { get; } = new(normalization: false, calibration: false, caching: false, supportValid: true, supportIncrementalTrain: false, supportTest: false);
+
+    /// <inheritdoc/>
+    protected override PredictionKind PredictionKind => PredictionKind.MulticlassClassification;
+
+    /// <summary>Trains a model on <paramref name="input"/>, validating on <see cref="Options.ValidationSet"/> or a split of it.</summary>
+    /// <param name="input">The training data: a label key column and an image feature column.</param>
+    /// <returns>The trained model as a prediction transformer.</returns>
+    public new MulticlassPredictionTransformer<EquinasModelParameters> Fit(IDataView input) => Fit(input, null);
+
+    /// <summary>Trains a model on <paramref name="trainData"/>, validating (selecting candidates, updating z) on <paramref name="validationData"/>.</summary>
+    /// <param name="trainData">The training data: a label key column and an image feature column.</param>
+    /// <param name="validationData">Validation data with the same columns, or null for <see cref="Options.ValidationSet"/> or a split of the training data.</param>
+    /// <returns>The trained model as a prediction transformer.</returns>
+    public MulticlassPredictionTransformer<EquinasModelParameters> Fit(IDataView trainData, IDataView? validationData)
+    {
+        Host.CheckValue(trainData, nameof(trainData));
+        var model = Train(trainData, validationData ?? _options.ValidationSet);
+        try
+        {
+            return MakeTransformer(model, trainData.Schema);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Checks the input columns and describes the output columns (Score and PredictedLabel).</summary>
+    /// <param name="inputSchema">The shape of the data the trainer would be fitted on.</param>
+    /// <returns>The input columns with Score and PredictedLabel added.</returns>
+    public new SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        Host.CheckValue(inputSchema, nameof(inputSchema));
+        if (!inputSchema.TryFindColumn(_options.FeatureColumnName, out var feature))
+        {
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Feature column '{_options.FeatureColumnName}' was not found; the data has columns [{string.Join(", ", inputSchema.Select(c => $"'{c.Name}'"))}].");
+        }
+
+        bool featureOk = feature.Kind is SchemaShape.Column.VectorKind.Vector or SchemaShape.Column.VectorKind.VariableVector
+            ? feature.ItemType.RawType == typeof(float) || feature.ItemType.RawType == typeof(byte)
+            : feature.ItemType is ImageDataViewType;
+        if (!featureOk)
+        {
+            throw new ArgumentException($"Feature column '{feature.Name}' has type {feature.ItemType} ({feature.Kind}); expected a vector of Single (pixels), a vector of Byte (encoded images) or an Image column.");
+        }
+
+        if (!inputSchema.TryFindColumn(_options.LabelColumnName, out var label))
+        {
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Label column '{_options.LabelColumnName}' was not found; the data has columns [{string.Join(", ", inputSchema.Select(c => $"'{c.Name}'"))}].");
+        }
+
+        if (!label.IsKey || label.Kind != SchemaShape.Column.VectorKind.Scalar)
+        {
+            throw new ArgumentException($"Label column '{label.Name}' has type {label.ItemType} ({label.Kind}); expected a scalar key type. Convert it with MapValueToKey.");
+        }
+
+        var columns = inputSchema.ToDictionary(c => c.Name);
+        foreach (var column in GetOutputColumnsCore(inputSchema))
+        {
+            columns[column.Name] = column;
+        }
+
+        return new SchemaShape(columns.Values);
+    }
+
+    /// <inheritdoc/>
+    protected override SchemaShape.Column[] GetOutputColumnsCore(SchemaShape inputSchema)
+    {
+        inputSchema.TryFindColumn(_options.LabelColumnName, out var label);
+        var keyValues = label.Annotations.Where(a => a.Name == AnnotationUtils.Kinds.KeyValues);
+        return
+        [
+            new SchemaShape.Column(DefaultColumnNames.Score, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false, new SchemaShape(AnnotationUtils.AnnotationsForMulticlassScoreColumn(label))),
+            new SchemaShape.Column(DefaultColumnNames.PredictedLabel, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true, new SchemaShape(keyValues.Concat(AnnotationUtils.GetTrainerOutputAnnotation()))),
+        ];
+    }
+
+    /// <inheritdoc/>
+    protected override EquinasModelParameters TrainModelCore(TrainContext context)
+    {
+        Host.CheckValue(context, nameof(context));
+        return Train(context.TrainingSet.Data, context.ValidationSet?.Data ?? _options.ValidationSet);
+    }
+
+    /// <inheritdoc/>
+    protected override MulticlassPredictionTransformer<EquinasModelParameters> MakeTransformer(EquinasModelParameters model, DataViewSchema trainSchema) =>
+        new(Host, model, trainSchema, _options.FeatureColumnName, _options.LabelColumnName, DefaultColumnNames.Score, DefaultColumnNames.PredictedLabel);
+
+    private EquinasModelParameters Train(IDataView trainData, IDataView? validationData)
+    {
+        var watch = Stopwatch.StartNew();
+        var o = _options;
+        using var ch = Host.Start("Training");
+        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(o.CancellationToken);
+        using var poll = new Timer(_ => PollHost(cancellation), null, 100, 100);
+        var token = cancellation.Token;
+        void CheckAlive()
+        {
+            Host.CheckAlive();
+            token.ThrowIfCancellationRequested();
+        }
+
+        using (var device = Host.Start("Device"))
+        {
+            DeviceSelector.Choose(Host, device);
+        }
+
+        int seed = o.Seed ?? Host.Rand.Next();
+        var spec = InputSpec.Resolve(trainData.Schema, o.FeatureColumnName, o.ImageHeight, o.ImageWidth, o.ImageChannels);
+        int classes = DatasetReader.ClassCount(trainData.Schema, o.LabelColumnName, "training data");
+        var raw = DatasetReader.Read(trainData, spec, o.LabelColumnName, CheckAlive);
+        if (raw.SkippedMissingLabels > 0)
+        {
+            ch.Warning($"Skipped {raw.SkippedMissingLabels} training row(s) whose label in column '{o.LabelColumnName}' is missing (a value outside the key's values).");
+        }
+
+        if (raw.Count == 0)
+        {
+            throw new ArgumentException($"The training data has no rows with a label in column '{o.LabelColumnName}' ({raw.SkippedMissingLabels} row(s) with a missing label); expected at least 2 labelled images.", nameof(trainData));
+        }
+
+        spec = spec.WithNormalization(raw.Pixels.AsSpan(0, raw.Count * spec.Size));
+        ch.Info($"Read {raw.Count} training images of {spec.Shape} ({spec.Kind}) from column '{spec.Column}', {classes} classes, in {watch.Elapsed.TotalSeconds:F1} s.");
+
+        ImageDataset? all = null, train = null, validation = null;
+        try
+        {
+            all = raw.ToDataset(spec, classes);
+            raw = null;
+            if (validationData is not null)
+            {
+                spec.CheckColumn(validationData.Schema, o.FeatureColumnName, "validation data");
+                int validationClasses = DatasetReader.ClassCount(validationData.Schema, o.LabelColumnName, "validation data");
+                if (validationClasses != classes)
+                {
+                    throw new ArgumentException($"Label column '{o.LabelColumnName}' has {validationClasses} classes in the validation data but {classes} in the training data; map both with the same MapValueToKey.", nameof(validationData));
+                }
+
+                var rawValidation = DatasetReader.Read(validationData, spec with { Column = o.FeatureColumnName }, o.LabelColumnName, CheckAlive);
+                if (rawValidation.Count == 0)
+                {
+                    throw new ArgumentException($"The validation data has no rows with a label in column '{o.LabelColumnName}'.", nameof(validationData));
+                }
+
+                validation = rawValidation.ToDataset(spec, classes);
+                train = all;
+                all = null;
+            }
+            else
+            {
+                if (all.Count < 2)
+                {
+                    throw new ArgumentException($"The training data has {all.Count} labelled image(s); at least 2 are needed to split off a validation set.", nameof(trainData));
+                }
+
+                (train, validation) = all.Split(o.ValidationFraction, seed);
+            }
+
+            ch.Info($"{o.SearchMode} training on {train.Count} images, validating on {validation.Count}; seed {seed}.");
+            var template = NetworkSpec.FromChannels(
+                spec.Channels, NetworkPresets.Uniform(SymmetryGroup.C1, o.ChannelsOrDefault.Count), o.ChannelsOrDefault, o.KernelSize,
+                o.PoolAfterOrDefault, classes, o.HeadHidden);
+            var (network, history) = o.SearchMode switch
+            {
+                SearchMode.Evolutionary => Evolve(template, train, validation, seed, watch, ch, token),
+                SearchMode.Differentiable => Differentiate(template, train, validation, seed, watch, ch, token),
+                _ => TrainFixed(template, train, validation, seed, watch, ch, token),
+            };
+            history = history with { TrainingTime = watch.Elapsed };
+            try
+            {
+                var model = EquinasModelParameters.Create(Host, network, spec, classes, history);
+                ch.Info($"Trained in {watch.Elapsed.TotalSeconds:F1} s: layer groups {string.Join("-", model.LayerGroups)}, {model.ParameterCount} parameters.");
+                return model;
+            }
+            catch
+            {
+                network.Dispose();
+                throw;
+            }
+        }
+        finally
+        {
+            all?.Dispose();
+            train?.Dispose();
+            validation?.Dispose();
+        }
+    }
+
+    private (TrainedNetwork, EquinasHistory) Evolve(NetworkSpec template, ImageDataset train, ImageDataset validation, int seed, Stopwatch watch, IChannel ch, CancellationToken token)
+    {
+        var o = _options;
+        var search = new EvolutionarySearch(new EvolutionOptions
+        {
+            TopGroup = o.TopGroup,
+            PopulationSize = o.PopulationSize,
+            Generations = o.Generations,
+            EpochsPerGeneration = o.EpochsPerGeneration,
+            Training = o.TrainingOptions(),
+            Seed = seed,
+        });
+        int total = o.Generations + 1;
+        search.GenerationCompleted += (_, g) =>
+        {
+            var best = g.Best;
+            ch.Info($"Generation {g.Generation}/{o.Generations}: {g.Candidates.Count} candidates; best {string.Join("-", best.Groups)}, validation accuracy {best.ValidationAccuracy:P2}, loss {best.ValidationLoss:F4}.");
+            Report(new EquinasProgress
+            {
+                Mode = SearchMode.Evolutionary,
+                Phase = "generation",
+                Step = g.Generation,
+                TotalSteps = total,
+                TrainLoss = best.TrainLoss,
+                TrainAccuracy = double.NaN,
+                ValidationLoss = best.ValidationLoss,
+                ValidationAccuracy = best.ValidationAccuracy,
+                LayerGroups = best.Groups,
+                Parameters = best.Parameters,
+                Elapsed = watch.Elapsed,
+                Remaining = Remaining(watch.Elapsed, g.Generation + 1, total),
+            });
+        };
+        var result = search.Run(template, train, validation, token);
+        var candidates = result.History.SelectMany(g => g.Candidates).Select(c => new EquinasCandidate
+        {
+            Generation = c.Generation,
+            Id = c.Id,
+            ParentId = c.ParentId,
+            Change = c.Change,
+            LayerGroups = c.Groups.ToArray(),
+            Parameters = c.Parameters,
+            ValidationAccuracy = c.ValidationAccuracy,
+            ValidationLoss = c.ValidationLoss,
+            TrainLoss = c.TrainLoss,
+            Survived = c.Survived,
+        }).ToArray();
+        var t = result.Times;
+        ch.Info($"Search time: training {t.Training.TotalSeconds:F1} s, validation {t.Validation.TotalSeconds:F1} s, morphism {t.Morphism.TotalSeconds:F1} s, total {t.Total.TotalSeconds:F1} s.");
+        return (new TrainedNetwork(result.Network), new EquinasHistory { Mode = SearchMode.Evolutionary, TopGroup = o.TopGroup.Name, Candidates = candidates, Epochs = [], TrainingTime = watch.Elapsed });
+    }
+
+    private (TrainedNetwork, EquinasHistory) Differentiate(NetworkSpec template, ImageDataset train, ImageDataset validation, int seed, Stopwatch watch, IChannel ch, CancellationToken token)
+    {
+        var o = _options;
+        var options = new DifferentiableOptions
+        {
+            TopGroup = o.TopGroup,
+            Epochs = o.Epochs,
+            Training = o.TrainingOptions(),
+            ArchitectureLearningRate = o.ArchitectureLearningRate,
+            Seed = seed,
+        };
+        var members = options.MemberGroups.Select(m => m.Name).ToArray();
+        var search = new DifferentiableSearch(options);
+        int total = (int)Math.Ceiling(o.Epochs);
+        int step = 0;
+        search.EpochCompleted += (_, e) =>
+        {
+            step++;
+            var z = EquinasModelParameters.ZByName(members, e.Z);
+            var argmax = z.Select(layer => layer.MaxBy(p => p.Value).Key).ToArray();
+            ch.Info($"Epoch {e.Epoch:F2} ({e.Phase}): validation accuracy {e.Validation.Accuracy:P2}, loss {e.Validation.Loss:F4}; largest z per layer {string.Join("-", argmax)}.");
+            Report(new EquinasProgress
+            {
+                Mode = SearchMode.Differentiable,
+                Phase = e.Phase,
+                Step = step,
+                TotalSteps = total,
+                TrainLoss = e.Train.Loss,
+                TrainAccuracy = e.Train.Accuracy,
+                ValidationLoss = e.Validation.Loss,
+                ValidationAccuracy = e.Validation.Accuracy,
+                LayerGroups = argmax,
+                Z = z,
+                Parameters = -1,
+                Elapsed = watch.Elapsed,
+                Remaining = Remaining(watch.Elapsed, step, total),
+            });
+        };
+        var result = search.Run(template, train, validation, token);
+        var epochs = result.History.Select(e => new EquinasEpoch
+        {
+            Epoch = e.Epoch,
+            Phase = e.Phase,
+            Z = EquinasModelParameters.ZByName(members, e.Z),
+            TrainLoss = e.Train.Loss,
+            TrainAccuracy = e.Train.Accuracy,
+            ValidationLoss = e.Validation.Loss,
+            ValidationAccuracy = e.Validation.Accuracy,
+        }).ToArray();
+        return (new TrainedNetwork(result.Network), new EquinasHistory { Mode = SearchMode.Differentiable, TopGroup = o.TopGroup.Name, Candidates = [], Epochs = epochs, TrainingTime = watch.Elapsed });
+    }
+
+    private (TrainedNetwork, EquinasHistory) TrainFixed(NetworkSpec template, ImageDataset train, ImageDataset validation, int seed, Stopwatch watch, IChannel ch, CancellationToken token)
+    {
+        var o = _options;
+        var groups = o.LayerGroups is { } names
+            ? names.Select(SymmetryGroup.Parse).ToArray()
+            : NetworkPresets.Uniform(o.TopGroup, template.Layers.Count).ToArray();
+        NetworkSpec spec;
+        try
+        {
+            spec = template.WithGroups(groups);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"LayerGroups [{string.Join(", ", groups.Select(g => g.Name))}] do not fit Channels [{string.Join(", ", o.ChannelsOrDefault)}]: {e.Message}", nameof(Options.LayerGroups), e);
+        }
+
+        torch.manual_seed(seed);
+        var network = new GroupCnn(spec);
+        try
+        {
+            var trainer = new NetworkTrainer(o.TrainingOptions());
+            var epochs = new List<EquinasEpoch>();
+            int total = (int)Math.Ceiling(o.Epochs);
+            var names2 = spec.Groups.Select(g => g.Name).ToArray();
+            trainer.EpochCompleted += (_, e) =>
+            {
+                var v = e.Validation!.Value;
+                epochs.Add(new EquinasEpoch { Epoch = e.Epoch, Phase = "epoch", TrainLoss = e.Train.Loss, TrainAccuracy = e.Train.Accuracy, ValidationLoss = v.Loss, ValidationAccuracy = v.Accuracy });
+                ch.Info($"Epoch {e.Epoch:F2}: validation accuracy {v.Accuracy:P2}, loss {v.Loss:F4}.");
+                Report(new EquinasProgress
+                {
+                    Mode = SearchMode.Fixed,
+                    Phase = "epoch",
+                    Step = epochs.Count,
+                    TotalSteps = total,
+                    TrainLoss = e.Train.Loss,
+                    TrainAccuracy = e.Train.Accuracy,
+                    ValidationLoss = v.Loss,
+                    ValidationAccuracy = v.Accuracy,
+                    LayerGroups = names2,
+                    Parameters = network.ParameterCount,
+                    Elapsed = watch.Elapsed,
+                    Remaining = Remaining(watch.Elapsed, epochs.Count, total),
+                });
+            };
+            trainer.Fit(network, train, validation, o.Epochs, seed, token);
+            network.eval();
+            return (new TrainedNetwork(network), new EquinasHistory { Mode = SearchMode.Fixed, TopGroup = o.TopGroup.Name, Candidates = [], Epochs = epochs, TrainingTime = watch.Elapsed });
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+
+    private void Report(EquinasProgress progress) => _options.Progress?.Report(progress);
+
+    private static TimeSpan Remaining(TimeSpan elapsed, int done, int total) =>
+        done <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks(elapsed.Ticks / done * Math.Max(0, total - done));
+
+    private void PollHost(CancellationTokenSource cancellation)
+    {
+        try
+        {
+            Host.CheckAlive();
+        }
+        catch (OperationCanceledException)
+        {
+            TryCancel(cancellation);
+        }
+    }
+
+    private static void TryCancel(CancellationTokenSource cancellation)
+    {
+        try
+        {
+            cancellation.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+            // Training has finished.
+        }
+    }
+
+    /// <summary>Options for <see cref="EquivariantImageClassificationTrainer"/>.</summary>
+    public sealed class Options
+    {
+        /// <summary>Gets or sets the label column: a key type (use MapValueToKey). Default "Label".</summary>
+        public string LabelColumnName { get; set; } = DefaultColumnNames.Label;
+
+        /// <summary>Gets or sets the feature column holding the images (see the trainer's remarks for the accepted types). Default "Features".</summary>
+        public string FeatureColumnName { get; set; } = DefaultColumnNames.Features;
+
+        /// <summary>Gets or sets how the per-layer groups are chosen. Default <see cref="SearchMode.Evolutionary"/>.</summary>
+        public SearchMode SearchMode { get; set; } = SearchMode.Evolutionary;
+
+        /// <summary>
+        /// Gets or sets the top group: every layer starts from it (evolutionary), mixes its subgroups (differentiable),
+        /// or uses it when <see cref="LayerGroups"/> is not set (fixed). One of C1, C2, C4, D1V, D1H, D1D, D1A, D2VH,
+        /// D2DA, D4 ("D1" means D1V, the left-right mirror; "D2" means D2VH). Default "D4".
+        /// </summary>
+        public string Group { get; set; } = "D4";
+
+        /// <summary>
+        /// Gets or sets, for <see cref="SearchMode.Fixed"/>, the group of each conv layer (one per entry of
+        /// <see cref="Channels"/>; each a subgroup of the previous layer's). Default: <see cref="Group"/> everywhere.
+        /// </summary>
+        public string[]? LayerGroups { get; set; }
+
+        /// <summary>
+        /// Gets or sets the width of each conv layer in scalar channels (the same whatever the group; each must be a
+        /// multiple of the group orders used: 8 for D4). Default: the small preset 16, 32, 32, 64, 64.
+        /// </summary>
+        public int[]? Channels { get; set; }
+
+        /// <summary>Gets or sets the (odd) kernel size of every conv layer. Default 5.</summary>
+        public int KernelSize { get; set; } = 5;
+
+        /// <summary>
+        /// Gets or sets the conv layers (0-based) after which the feature maps are pooled by 2. Default: after layers 1
+        /// and 3 for the default five layers; for other depths, after about 40% and 80% of the layers.
+        /// </summary>
+        public int[]? PoolAfter { get; set; }
+
+        /// <summary>Gets or sets the hidden units of the invariant classification head. Default 32.</summary>
+        public int HeadHidden { get; set; } = 32;
+
+        /// <summary>Gets or sets the epochs of the differentiable search or of fixed training (fractions allowed). Default 3.</summary>
+        public double Epochs { get; set; } = 3;
+
+        /// <summary>Gets or sets the mini-batch size. Default 64.</summary>
+        public int BatchSize { get; set; } = 64;
+
+        /// <summary>Gets or sets the Adam learning rate of the network weights. Default 0.001.</summary>
+        public double LearningRate { get; set; } = 1e-3;
+
+        /// <summary>Gets or sets the survivors per generation of the evolutionary search. Default 3.</summary>
+        public int PopulationSize { get; set; } = 3;
+
+        /// <summary>Gets or sets the generations of the evolutionary search after the initial training. Default 4.</summary>
+        public int Generations { get; set; } = 4;
+
+        /// <summary>Gets or sets the epochs every candidate trains per generation (fractions allowed). Default 0.5.</summary>
+        public double EpochsPerGeneration { get; set; } = 0.5;
+
+        /// <summary>Gets or sets the Adam learning rate of the mixture logits in the differentiable search. Default 0.01.</summary>
+        public double ArchitectureLearningRate { get; set; } = 0.01;
+
+        /// <summary>Gets or sets the share of the training data held out for validation when no validation set is given. Default 0.1.</summary>
+        public double ValidationFraction { get; set; } = 0.1;
+
+        /// <summary>Gets or sets a validation set with the same columns; used instead of splitting the training data.</summary>
+        public IDataView? ValidationSet { get; set; }
+
+        /// <summary>Gets or sets the seed of weight initialisation, data order and the validation split. Default: drawn from MLContext's seed.</summary>
+        public int? Seed { get; set; }
+
+        /// <summary>Gets or sets the image height, needed when the feature column's type does not carry it (flat vectors, encoded bytes).</summary>
+        public int? ImageHeight { get; set; }
+
+        /// <summary>Gets or sets the image width, needed when the feature column's type does not carry it (flat vectors, encoded bytes).</summary>
+        public int? ImageWidth { get; set; }
+
+        /// <summary>Gets or sets the image channels when the type does not carry them: flat vectors (default 1), images and bytes (1 grey, 3 RGB, the default, or 4 RGBA).</summary>
+        public int? ImageChannels { get; set; }
+
+        /// <summary>Gets or sets where progress reports go after every generation or epoch.</summary>
+        public IProgress<EquinasProgress>? Progress { get; set; }
+
+        /// <summary>Gets or sets a token that stops training within one batch (Fit then throws <see cref="OperationCanceledException"/> and no model is made).</summary>
+        public CancellationToken CancellationToken { get; set; }
+
+        internal SymmetryGroup TopGroup => SymmetryGroup.Parse(Group);
+
+        internal IReadOnlyList<int> ChannelsOrDefault => Channels ?? [16, 32, 32, 64, 64];
+
+        internal IReadOnlyList<int> PoolAfterOrDefault => PoolAfter ?? DefaultPooling(ChannelsOrDefault.Count);
+
+        internal TrainingOptions TrainingOptions() => new() { LearningRate = LearningRate, BatchSize = BatchSize };
+
+        internal static int[] DefaultPooling(int layers) => layers switch
+        {
+            <= 1 => [],
+            2 or 3 => [0],
+            _ => new[] { (int)Math.Round(layers * 0.4) - 1, (int)Math.Round(layers * 0.8) - 1 }.Distinct().ToArray(),
+        };
+
+        /// <summary>Throws an exception naming the first setting that is out of range.</summary>
+        internal void Validate()
+        {
+            Require(!string.IsNullOrWhiteSpace(LabelColumnName), nameof(LabelColumnName), "a column name", LabelColumnName);
+            Require(!string.IsNullOrWhiteSpace(FeatureColumnName), nameof(FeatureColumnName), "a column name", FeatureColumnName);
+            Require(Enum.IsDefined(SearchMode), nameof(SearchMode), "Evolutionary, Differentiable or Fixed", SearchMode);
+            Require(SymmetryGroup.TryParse(Group, out _), nameof(Group), $"one of {string.Join(", ", SymmetryGroup.All.Select(g => g.Name))}", Group);
+            Require(Channels is null || (Channels.Length > 0 && Channels.All(c => c > 0)), nameof(Channels), "at least one positive width", Show(Channels));
+            Require(KernelSize > 0 && KernelSize % 2 == 1, nameof(KernelSize), "a positive odd number", KernelSize);
+            Require(PoolAfter is null || PoolAfter.All(p => p >= 0 && p < ChannelsOrDefault.Count), nameof(PoolAfter), $"layer indices in [0, {ChannelsOrDefault.Count})", Show(PoolAfter));
+            Require(HeadHidden > 0, nameof(HeadHidden), "a positive number", HeadHidden);
+            Require(Epochs > 0 && double.IsFinite(Epochs), nameof(Epochs), "a positive number", Epochs);
+            Require(BatchSize > 0, nameof(BatchSize), "a positive number", BatchSize);
+            Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "a positive number", LearningRate);
+            Require(PopulationSize > 0, nameof(PopulationSize), "a positive number", PopulationSize);
+            Require(Generations >= 0, nameof(Generations), "zero or more", Generations);
+            Require(EpochsPerGeneration > 0 && double.IsFinite(EpochsPerGeneration), nameof(EpochsPerGeneration), "a positive number", EpochsPerGeneration);
+            Require(ArchitectureLearningRate > 0 && double.IsFinite(ArchitectureLearningRate), nameof(ArchitectureLearningRate), "a positive number", ArchitectureLearningRate);
+            Require(ValidationFraction > 0 && ValidationFraction < 1, nameof(ValidationFraction), "a number strictly between 0 and 1", ValidationFraction);
+            Require(ImageHeight is null or > 0, nameof(ImageHeight), "a positive number or null", ImageHeight);
+            Require(ImageWidth is null or > 0, nameof(ImageWidth), "a positive number or null", ImageWidth);
+            Require(ImageChannels is null or > 0, nameof(ImageChannels), "a positive number or null", ImageChannels);
+            if (LayerGroups is { } groups)
+            {
+                Require(SearchMode == SearchMode.Fixed, nameof(LayerGroups), "null unless SearchMode is Fixed", Show(groups));
+                Require(groups.Length == ChannelsOrDefault.Count, nameof(LayerGroups), $"one group per conv layer ({ChannelsOrDefault.Count}, the length of Channels)", Show(groups));
+                foreach (var name in groups)
+                {
+                    Require(SymmetryGroup.TryParse(name, out _), nameof(LayerGroups), $"group names among {string.Join(", ", SymmetryGroup.All.Select(g => g.Name))}", Show(groups));
+                }
+
+                var parsed = groups.Select(SymmetryGroup.Parse).ToArray();
+                for (int i = 1; i < parsed.Length; i++)
+                {
+                    Require(parsed[i].IsSubgroupOf(parsed[i - 1]), nameof(LayerGroups), $"each group a subgroup of the previous layer's (layer {i}: {parsed[i].Name} is not in {parsed[i - 1].Name})", Show(groups));
+                }
+            }
+
+            var top = TopGroup;
+            var widths = ChannelsOrDefault;
+            int order = SearchMode == SearchMode.Fixed && LayerGroups is not null ? 1 : top.Order;
+            for (int i = 0; i < widths.Count; i++)
+            {
+                int needed = LayerGroups is { } g ? SymmetryGroup.Parse(g[i]).Order : order;
+                Require(widths[i] % needed == 0, nameof(Channels), $"multiples of the group order ({needed} for layer {i})", Show(Channels ?? widths.ToArray()));
+            }
+        }
+
+        private static string Show<T>(IReadOnlyList<T>? values) => values is null ? "null" : "[" + string.Join(", ", values) + "]";
+
+        private static void Require(bool condition, string name, string expected, object? found)
+        {
+            if (!condition)
+            {
+                throw new ArgumentOutOfRangeException(name, string.Create(CultureInfo.InvariantCulture, $"Option {name} must be {expected}; found {found ?? "null"}."));
+            }
+        }
+    }
+}
