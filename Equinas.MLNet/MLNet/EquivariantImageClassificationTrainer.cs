@@ -132,7 +132,7 @@ public sealed class EquivariantImageClassificationTrainer
         Host.CheckValue(inputSchema, nameof(inputSchema));
         if (!inputSchema.TryFindColumn(_options.FeatureColumnName, out var feature))
         {
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Feature column '{_options.FeatureColumnName}' was not found; the data has columns [{string.Join(", ", inputSchema.Select(c => $"'{c.Name}'"))}].");
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Feature column '{_options.FeatureColumnName}' was not found; the data has columns [{string.Join(", ", inputSchema.Select(c => $"'{c.Name}'"))}]. Set FeatureColumnName to the column holding the images.");
         }
 
         bool featureOk = feature.Kind is SchemaShape.Column.VectorKind.Vector or SchemaShape.Column.VectorKind.VariableVector
@@ -140,7 +140,8 @@ public sealed class EquivariantImageClassificationTrainer
             : feature.ItemType is ImageDataViewType;
         if (!featureOk)
         {
-            throw new ArgumentException($"Feature column '{feature.Name}' has type {feature.ItemType} ({feature.Kind}); expected a vector of Single (pixels), a vector of Byte (encoded images) or an Image column.");
+            string? found = feature.Kind == SchemaShape.Column.VectorKind.Scalar ? feature.ItemType.ToString() : $"Vector<{feature.ItemType}>";
+            throw new ArgumentException($"Feature column '{feature.Name}' has type {found}; expected a vector of Single (pixels, e.g. Vector<Single, C, H, W> from ExtractPixels), a vector of Byte (encoded images from LoadRawImageBytes) or an Image column (LoadImages).");
         }
 
         if (!inputSchema.TryFindColumn(_options.LabelColumnName, out var label))

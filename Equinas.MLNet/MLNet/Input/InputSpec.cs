@@ -305,7 +305,9 @@ internal sealed record InputSpec
     private void ReadBytes(in VBuffer<byte> bytes, Span<float> destination, long row)
     {
         var data = bytes.DenseValues().ToArray();
-        using var decoded = data.Length == 0 ? null : SKBitmap.Decode(data);
+        using var encoded = data.Length == 0 ? null : SKData.CreateCopy(data);
+        using var codec = encoded is null ? null : SKCodec.Create(encoded);
+        using var decoded = codec is null ? null : SKBitmap.Decode(codec);
         if (decoded is null)
         {
             string head = Convert.ToHexString(data.AsSpan(0, Math.Min(8, data.Length)));
