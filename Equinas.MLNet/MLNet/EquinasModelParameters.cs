@@ -5,6 +5,7 @@ using System.Text.Json.Serialization;
 using Equinas.MLNet;
 using Equinas.MLNet.Input;
 using Equinas.MLNet.Mixed;
+using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search;
 using Microsoft.ML;
 using Microsoft.ML.Data;
@@ -293,6 +294,11 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         }
 
         _network.Network.eval();
+        if (_network.Network is GroupCnn fixedNetwork)
+        {
+            fixedNetwork.FreezeForInference();
+        }
+
         PredictBatch(new float[Input.Size], 1);
     }
 

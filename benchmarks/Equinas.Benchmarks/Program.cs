@@ -10,6 +10,7 @@ var benchmarks = new Dictionary<string, Func<BenchmarkOptions, int>>(StringCompa
 {
     ["engine"] = EngineBenchmark.Run,
     ["memory"] = MemoryBenchmark.Run,
+    ["mlnet"] = MLNetBenchmark.Run,
     ["evolution"] = EvolutionExperiment.Run,
     ["differentiable"] = DifferentiableExperiment.Run,
 };

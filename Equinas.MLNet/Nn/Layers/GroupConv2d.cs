@@ -17,6 +17,7 @@ internal sealed class GroupConv2d : EquivariantModule
     private readonly Parameter weight;
     private readonly Parameter? bias;
 #pragma warning restore IDE1006
+    private readonly FrozenFilter _frozen = new();
 
     public GroupConv2d(int inFields, int outFields, SymmetryGroup group, int kernelSize, bool hasBias = true)
         : base(nameof(GroupConv2d))
@@ -49,10 +50,52 @@ internal sealed class GroupConv2d : EquivariantModule
 
     public override SymmetryGroup? OutputGroup => Group;
 
+    /// <summary>Whether the expanded filter is held for inference (see <see cref="FreezeForInference"/>).</summary>
+    public bool IsFrozen => _frozen.IsSet;
+
     public override Tensor forward(Tensor input)
     {
         CheckFeatureMap(input, Group, InFields, nameof(GroupConv2d));
+        if (_frozen.IsSet && !training)
+        {
+            return Convolve(input, _frozen.Filter!, _frozen.Bias, OutFields, Group.Order, KernelSize);
+        }
+
+        _frozen.Clear();
         return Functional(input, weight, bias, Group);
+    }
+
+    /// <summary>
+    /// Expands the filter once and uses it for every later forward in evaluation mode, saving the expansion per call
+    /// (most of the cost of one-image inference). Switching to training mode drops it; call again after changing
+    /// weights by hand.
+    /// </summary>
+    public void FreezeForInference()
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = NewDisposeScope();
+        _frozen.Set(ExpandFilter(weight, Group), bias is null ? null : ConvArguments.ExpandBias(bias, Group.Order));
+    }
+
+    /// <summary>Sets training or evaluation mode; training mode drops the frozen filter.</summary>
+    public override void train(bool on = true)
+    {
+        if (on)
+        {
+            _frozen.Clear();
+        }
+
+        base.train(on);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _frozen.Clear();
+        }
+
+        base.Dispose(disposing);
     }
 
     /// <summary>
@@ -80,8 +123,14 @@ internal sealed class GroupConv2d : EquivariantModule
         long o = weight.shape[0], k = weight.shape[3], n = group.Order;
         var filter = ExpandFilter(weight, group);
         var expandedBias = bias is null ? null : ConvArguments.ExpandBias(bias, group.Order);
+        return Convolve(input, filter, expandedBias, o, n, k).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The convolution with an already expanded filter and bias.</summary>
+    private static Tensor Convolve(Tensor input, Tensor filter, Tensor? expandedBias, long o, long n, long k)
+    {
         var flat = input.reshape(input.shape[0], input.shape[1] * n, input.shape[3], input.shape[4]);
         var output = nn.functional.conv2d(flat, filter, expandedBias, padding: [k / 2, k / 2]);
-        return output.view(output.shape[0], o, n, output.shape[2], output.shape[3]).MoveToOuterDisposeScope();
+        return output.view(output.shape[0], o, n, output.shape[2], output.shape[3]);
     }
 }

@@ -17,6 +17,7 @@ internal sealed class LiftingConv2d : EquivariantModule
     private readonly Parameter weight;
     private readonly Parameter? bias;
 #pragma warning restore IDE1006, SA1300
+    private readonly FrozenFilter _frozen = new();
 
     public LiftingConv2d(int inChannels, int outFields, SymmetryGroup group, int kernelSize, bool hasBias = true)
         : base(nameof(LiftingConv2d))
@@ -58,7 +59,48 @@ internal sealed class LiftingConv2d : EquivariantModule
                 nameof(input));
         }
 
+        if (_frozen.IsSet && !training)
+        {
+            return Convolve(input, _frozen.Filter!, _frozen.Bias, OutFields, Group.Order, KernelSize);
+        }
+
+        _frozen.Clear();
         return Functional(input, weight, bias, Group);
+    }
+
+    /// <summary>Whether the expanded filter is held for inference (see <see cref="FreezeForInference"/>).</summary>
+    public bool IsFrozen => _frozen.IsSet;
+
+    /// <summary>
+    /// Expands the filter once and uses it for every later forward in evaluation mode. Switching to training mode
+    /// drops it; call again after changing weights by hand.
+    /// </summary>
+    public void FreezeForInference()
+    {
+        using var noGrad = torch.no_grad();
+        using var scope = NewDisposeScope();
+        _frozen.Set(ExpandFilter(weight, Group), bias is null ? null : ConvArguments.ExpandBias(bias, Group.Order));
+    }
+
+    /// <summary>Sets training or evaluation mode; training mode drops the frozen filter.</summary>
+    public override void train(bool on = true)
+    {
+        if (on)
+        {
+            _frozen.Clear();
+        }
+
+        base.train(on);
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing)
+        {
+            _frozen.Clear();
+        }
+
+        base.Dispose(disposing);
     }
 
     /// <summary>
@@ -84,8 +126,14 @@ internal sealed class LiftingConv2d : EquivariantModule
         long k = weight.shape[2];
         var filter = ExpandFilter(weight, group);
         var expandedBias = bias is null ? null : ConvArguments.ExpandBias(bias, group.Order);
+        return Convolve(input, filter, expandedBias, f, group.Order, k).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The convolution with an already expanded filter and bias.</summary>
+    private static Tensor Convolve(Tensor input, Tensor filter, Tensor? expandedBias, long f, long n, long k)
+    {
         var output = nn.functional.conv2d(input, filter, expandedBias, padding: [k / 2, k / 2]);
-        return output.view(output.shape[0], f, group.Order, output.shape[2], output.shape[3]).MoveToOuterDisposeScope();
+        return output.view(output.shape[0], f, n, output.shape[2], output.shape[3]);
     }
 }
 

@@ -173,6 +173,27 @@ internal sealed class GroupCnn : EquivariantModule
     /// <summary>Number of trainable scalars.</summary>
     public long ParameterCount => parameters().Sum(p => p.numel());
 
+    /// <summary>
+    /// Switches to evaluation mode and makes every convolution keep its expanded filter (see
+    /// <see cref="GroupConv2d.FreezeForInference"/>), for models that only predict. Training mode drops the filters.
+    /// </summary>
+    public void FreezeForInference()
+    {
+        eval();
+        foreach (var module in modules())
+        {
+            switch (module)
+            {
+                case GroupConv2d conv:
+                    conv.FreezeForInference();
+                    break;
+                case LiftingConv2d lifting:
+                    lifting.FreezeForInference();
+                    break;
+            }
+        }
+    }
+
     public override Tensor forward(Tensor input)
     {
         if (input.dim() != 4 || input.shape[1] != Spec.InputChannels)
