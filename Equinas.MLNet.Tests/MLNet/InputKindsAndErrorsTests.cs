@@ -135,6 +135,11 @@ public sealed class InputKindsAndErrorsTests
         // Scores are deterministic: the same image gives bit-identical scores again.
         Assert.Equal(expected, engine.Predict(test[0]).Score);
 
+        // ML.NET would save the model without the image column's type, so saving is refused up front.
+        var refused = Assert.ThrowsAny<Exception>(() => ml.Model.Save(model, ml.Data.LoadFromEnumerable(rows).Schema, new MemoryStream()));
+        var notSupported = Assert.IsType<NotSupportedException>(refused is NotSupportedException ? refused : refused.InnerException ?? refused);
+        Assert.Contains("image column 'Image'", notSupported.Message, StringComparison.Ordinal);
+
         var wrong = new ImageRow { Image = ToImage(Digits.Rows(2, 1, 0)[0], 14), Digit = "0" };
         var error = Assert.Throws<InvalidDataException>(() => engine.Predict(wrong));
         Assert.Contains("'Image'", error.Message, StringComparison.Ordinal);

@@ -205,6 +205,12 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
     protected override void SaveCore(ModelSaveContext ctx)
     {
         ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        if (Input.Kind == FeatureKind.Image)
+        {
+            throw new NotSupportedException(
+                $"This model reads the image column '{Input.Column}' ({_inputType}). ML.NET leaves image columns out of the schema it saves, so the saved model could not be loaded again. Train on pixels (ExtractPixels after ResizeImages) or on encoded bytes (LoadRawImageBytes with ImageHeight and ImageWidth) to save the model.");
+        }
+
         base.SaveCore(ctx);
         ctx.SetVersionInfo(GetVersionInfo());
         ctx.Writer.Write(PayloadFormat);

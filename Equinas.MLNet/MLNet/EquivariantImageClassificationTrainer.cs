@@ -219,6 +219,11 @@ public sealed class EquivariantImageClassificationTrainer
             throw new ArgumentException($"The training data has no rows with a label in column '{o.LabelColumnName}' ({raw.SkippedMissingLabels} row(s) with a missing label); expected at least 2 labelled images.", nameof(trainData));
         }
 
+        if (spec.Kind == FeatureKind.Image)
+        {
+            ch.Warning($"Feature column '{spec.Column}' is an image column: the model predicts in this process but cannot be saved (ML.NET does not save image columns' types). For a model to save, feed pixels (ExtractPixels) or encoded bytes (LoadRawImageBytes).");
+        }
+
         spec = spec.WithNormalization(raw.Pixels.AsSpan(0, raw.Count * spec.Size));
         ch.Info($"Read {raw.Count} training images of {spec.Shape} ({spec.Kind}) from column '{spec.Column}', {classes} classes, in {watch.Elapsed.TotalSeconds:F1} s.");
 
