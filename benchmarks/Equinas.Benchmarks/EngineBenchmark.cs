@@ -31,6 +31,7 @@ internal static class EngineBenchmark
         var configs = groups.Select(g => new Config(g.Name, g, options.Batch))
             .Append(new Config("mixed", null, options.Batch))
             .ToArray();
+        using var peak = new PeakProbe(options.Batch);
         try
         {
             foreach (var config in configs)
@@ -52,6 +53,8 @@ internal static class EngineBenchmark
                     config.TrainTimes.Add(Measure.Seconds(config.TrainStep));
                     config.ExpandTimes.Add(Measure.Seconds(config.ExpandAction));
                 }
+
+                peak.Round();
 
                 Console.Error.WriteLine($"  training round {round + 1}/{options.Rounds} done");
             }
@@ -89,6 +92,9 @@ internal static class EngineBenchmark
             Console.WriteLine($"D4 / C1 training step time: {ratioD4C1:F3} (target <= 1.10); C4 / C1: {Ratio(c => c.TrainTimes, 1, 2):F3}; D4 / C1 inference: {Ratio(c => c.InferTimes, 0, 2):F3}");
             Console.WriteLine($"mixed / D4 training step time: {Ratio(c => c.TrainTimes, 3, 0):F3} (target <= 1.5); mixed (cached filters) / D4 inference: {Ratio(c => c.InferTimes, 3, 0):F3} (target <= 1.1)");
             Console.WriteLine($"conv work: {macs / 1e9:F3} GMAC per image");
+            double d4Gflops = 6 * macs * options.Batch / Measure.Median(configs[0].TrainTimes) / 1e9;
+            Console.WriteLine($"measured fp32 peak (same process, same threads): matmul 2048 {peak.MatmulGflops:F1} GFLOP/s, conv 256->256 at 7x7 {peak.WideConvGflops:F1}, conv 128->128 at 28x28 {peak.BigConvGflops:F1}; peak {peak.Peak:F1}");
+            Console.WriteLine($"all-D4 training step: {d4Gflops:F1} GFLOP/s = {d4Gflops / peak.Peak:F3} of peak (target >= 0.8)");
             Measure.PrintJson(new Dictionary<string, object>
             {
                 ["benchmark"] = "engine",
@@ -106,6 +112,11 @@ internal static class EngineBenchmark
                 ["ratio_infer_c4_c1"] = Math.Round(Ratio(c => c.InferTimes, 1, 2), 4),
                 ["ratio_mixed_d4"] = Math.Round(Ratio(c => c.TrainTimes, 3, 0), 4),
                 ["ratio_mixed_cached_d4"] = Math.Round(Ratio(c => c.InferTimes, 3, 0), 4),
+                ["peak_gflops"] = Math.Round(peak.Peak, 1),
+                ["peak_matmul_gflops"] = Math.Round(peak.MatmulGflops, 1),
+                ["peak_conv_wide_gflops"] = Math.Round(peak.WideConvGflops, 1),
+                ["peak_conv_big_gflops"] = Math.Round(peak.BigConvGflops, 1),
+                ["d4_train_fraction_of_peak"] = Math.Round(d4Gflops / peak.Peak, 4),
             });
             return 0;
         }
@@ -115,6 +126,74 @@ internal static class EngineBenchmark
             {
                 config.Dispose();
             }
+        }
+    }
+
+    /// <summary>
+    /// The machine's fp32 peak as libtorch reaches it in this process with these threads: a 2048 x 2048 matrix product
+    /// and one conv2d of the paper network's widest (256 -> 256 at 7x7) and costliest (128 -> 128 at 28x28) layers,
+    /// batch as configured, forward only; timed once per round, interleaved with the configurations.
+    /// </summary>
+    private sealed class PeakProbe : IDisposable
+    {
+        private readonly Tensor _a = torch.randn(2048, 2048);
+        private readonly Tensor _b = torch.randn(2048, 2048);
+        private readonly Tensor _wideInput;
+        private readonly Tensor _wideFilter = torch.randn(256, 256, 5, 5);
+        private readonly Tensor _bigInput;
+        private readonly Tensor _bigFilter = torch.randn(128, 128, 5, 5);
+        private readonly int _batch;
+        private readonly List<double> _matmul = [];
+        private readonly List<double> _wide = [];
+        private readonly List<double> _big = [];
+
+        public PeakProbe(int batch)
+        {
+            _batch = batch;
+            _wideInput = torch.randn(batch, 256, 7, 7);
+            _bigInput = torch.randn(batch, 128, 28, 28);
+            Round();
+            _matmul.Clear();
+            _wide.Clear();
+            _big.Clear();
+        }
+
+        public double MatmulGflops => 2.0 * 2048 * 2048 * 2048 / Measure.Median(_matmul) / 1e9;
+
+        public double WideConvGflops => 2.0 * _batch * 256 * 256 * 25 * 49 / Measure.Median(_wide) / 1e9;
+
+        public double BigConvGflops => 2.0 * _batch * 128 * 128 * 25 * 784 / Measure.Median(_big) / 1e9;
+
+        public double Peak => Math.Max(MatmulGflops, Math.Max(WideConvGflops, BigConvGflops));
+
+        public void Round()
+        {
+            using var noGrad = torch.no_grad();
+            _matmul.Add(Measure.Seconds(() =>
+            {
+                using var scope = NewDisposeScope();
+                torch.mm(_a, _b);
+            }));
+            _wide.Add(Measure.Seconds(() =>
+            {
+                using var scope = NewDisposeScope();
+                nn.functional.conv2d(_wideInput, _wideFilter, padding: [2, 2]);
+            }));
+            _big.Add(Measure.Seconds(() =>
+            {
+                using var scope = NewDisposeScope();
+                nn.functional.conv2d(_bigInput, _bigFilter, padding: [2, 2]);
+            }));
+        }
+
+        public void Dispose()
+        {
+            _a.Dispose();
+            _b.Dispose();
+            _wideInput.Dispose();
+            _wideFilter.Dispose();
+            _bigInput.Dispose();
+            _bigFilter.Dispose();
         }
     }
 
