@@ -11,6 +11,7 @@ var benchmarks = new Dictionary<string, Func<BenchmarkOptions, int>>(StringCompa
     ["engine"] = EngineBenchmark.Run,
     ["memory"] = MemoryBenchmark.Run,
     ["mlnet"] = MLNetBenchmark.Run,
+    ["mlnet-memory"] = MLNetMemoryBenchmark.Run,
     ["precision"] = PrecisionBenchmark.Run,
     ["evolution"] = EvolutionExperiment.Run,
     ["differentiable"] = DifferentiableExperiment.Run,
