@@ -93,6 +93,8 @@ public sealed class TrainerTests(ITestOutputHelper output)
             Assert.Equal(parameters.LayerGroups, loadedParameters.LayerGroups);
             Assert.Equal(parameters.History.Candidates.Count, loadedParameters.History.Candidates.Count);
             Assert.Equal(parameters.History.Epochs.Count, loadedParameters.History.Epochs.Count);
+            Assert.Equal(parameters.History.Timings, loadedParameters.History.Timings);
+            Assert.True(loadedParameters.History.Timings!["total"] >= loadedParameters.History.Timings["data"]);
             (loaded as IDisposable)?.Dispose();
         }
         finally

@@ -18,6 +18,14 @@ public sealed record EquinasHistory
 
     /// <summary>Gets the wall-clock time of the whole training, data reading included.</summary>
     public required TimeSpan TrainingTime { get; init; }
+
+    /// <summary>
+    /// Gets where the time went: "data" (reading, checking and normalising the images), "training" (weight and
+    /// architecture updates), "validation" (validation passes, with the batch-norm re-estimation before them),
+    /// "morphism" (relaxing and copying networks) and "total"; the differentiable search and fixed training report
+    /// "data" and "total" only.
+    /// </summary>
+    public IReadOnlyDictionary<string, TimeSpan>? Timings { get; init; }
 }
 
 /// <summary>One candidate network of one generation of the evolutionary search.</summary>

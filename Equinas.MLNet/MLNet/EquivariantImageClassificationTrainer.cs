@@ -261,6 +261,7 @@ public sealed class EquivariantImageClassificationTrainer
                 (train, validation) = all.Split(o.ValidationFraction, seed);
             }
 
+            var dataTime = watch.Elapsed;
             ch.Info($"{o.SearchMode} training on {train.Count} images, validating on {validation.Count}; seed {seed}.");
             var template = NetworkSpec.FromChannels(
                 spec.Channels, NetworkPresets.Uniform(SymmetryGroup.C1, o.ChannelsOrDefault.Count), o.ChannelsOrDefault, o.KernelSize,
@@ -271,7 +272,8 @@ public sealed class EquivariantImageClassificationTrainer
                 SearchMode.Differentiable => Differentiate(template, train, validation, seed, watch, ch, token),
                 _ => TrainFixed(template, train, validation, seed, watch, ch, token),
             };
-            history = history with { TrainingTime = watch.Elapsed };
+            var timings = new Dictionary<string, TimeSpan>(history.Timings ?? new Dictionary<string, TimeSpan>()) { ["data"] = dataTime, ["total"] = watch.Elapsed };
+            history = history with { TrainingTime = watch.Elapsed, Timings = timings };
             try
             {
                 var model = EquinasModelParameters.Create(Host, network, spec, classes, history);
@@ -341,7 +343,8 @@ public sealed class EquivariantImageClassificationTrainer
         }).ToArray();
         var t = result.Times;
         ch.Info($"Search time: training {t.Training.TotalSeconds:F1} s, validation {t.Validation.TotalSeconds:F1} s, morphism {t.Morphism.TotalSeconds:F1} s, total {t.Total.TotalSeconds:F1} s.");
-        return (new TrainedNetwork(result.Network), new EquinasHistory { Mode = SearchMode.Evolutionary, TopGroup = o.TopGroup.Name, Candidates = candidates, Epochs = [], TrainingTime = watch.Elapsed });
+        var timings = new Dictionary<string, TimeSpan> { ["training"] = t.Training, ["validation"] = t.Validation, ["morphism"] = t.Morphism };
+        return (new TrainedNetwork(result.Network), new EquinasHistory { Mode = SearchMode.Evolutionary, TopGroup = o.TopGroup.Name, Candidates = candidates, Epochs = [], TrainingTime = watch.Elapsed, Timings = timings });
     }
 
     private (TrainedNetwork, EquinasHistory) Differentiate(NetworkSpec template, ImageDataset train, ImageDataset validation, int seed, Stopwatch watch, IChannel ch, CancellationToken token)
