@@ -1,0 +1,155 @@
+using System.CommandLine;
+using System.Globalization;
+using Spectre.Console;
+
+namespace Equinas.Cli;
+
+/// <summary>The command tree of the <c>equinas</c> tool.</summary>
+internal static class Cli
+{
+    /// <summary>Builds the root command with every sub-command.</summary>
+    public static RootCommand Build()
+    {
+        var root = new RootCommand("equinas: train, evaluate, predict with and report on equivariance-aware image classifiers (Equinas.MLNet).");
+        root.Subcommands.Add(TrainCommand());
+        root.Subcommands.Add(EvaluateCommand());
+        root.Subcommands.Add(PredictCommand());
+        root.Subcommands.Add(ReportCommand());
+        root.Subcommands.Add(ExportDigitsCommand());
+        return root;
+    }
+
+    private const string DataHelp = "digits, rotated-digits, augmented-digits:GROUP, or an image folder with one sub-folder per label (PNG/JPEG files)";
+
+    private static Command TrainCommand()
+    {
+        var data = new Option<string>("--data", "-d") { Description = $"Training data: {DataHelp}.", DefaultValueFactory = _ => "rotated-digits" };
+        var mode = new Option<string>("--mode", "-m") { Description = "How the per-layer groups are chosen: evolve (EquiNAS_E), differentiable (EquiNAS_D) or fixed.", DefaultValueFactory = _ => "evolve" };
+        mode.AcceptOnlyFromAmong("evolve", "differentiable", "fixed");
+        var groups = new Option<string?>("--groups") { Description = "Fixed mode: comma-separated group per conv layer, e.g. D4,D4,C4,C4,C1 (default: --group everywhere)." };
+        var group = new Option<string>("--group", "-g") { Description = "Top group: C1, C2, C4, D1V, D1H, D1D, D1A, D2VH, D2DA or D4.", DefaultValueFactory = _ => "D4" };
+        var generations = new Option<int>("--generations") { Description = "Evolve: generations after the initial training.", DefaultValueFactory = _ => 4 };
+        var population = new Option<int>("--population") { Description = "Evolve: survivors per generation.", DefaultValueFactory = _ => 3 };
+        var epochsPerGeneration = new Option<double>("--epochs-per-generation") { Description = "Evolve: epochs each candidate trains per generation (fractions allowed).", DefaultValueFactory = _ => 0.5 };
+        var epochs = new Option<double>("--epochs") { Description = "Differentiable and fixed: epochs (fractions allowed).", DefaultValueFactory = _ => 3 };
+        var alphaLr = new Option<double>("--alpha-lr") { Description = "Differentiable: Adam learning rate of the mixture weights z.", DefaultValueFactory = _ => 0.01 };
+        var channels = new Option<string?>("--channels") { Description = "Comma-separated width of each conv layer in scalar channels (multiples of the group order; default 16,32,32,64,64)." };
+        var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 };
+        var size = new Option<int>("--size") { Description = "Images are resized to SIZE x SIZE.", DefaultValueFactory = _ => 28 };
+        var rgb = new Option<bool>("--rgb") { Description = "Use the three colour channels instead of grey." };
+        var seed = new Option<int>("--seed", "-s") { Description = "Seed of initialisation and data order.", DefaultValueFactory = _ => 1 };
+        var output = new Option<string>("--out", "-o") { Description = "Model zip to write (atomically).", DefaultValueFactory = _ => "equinas-model.zip" };
+        var report = new Option<string?>("--report") { Description = "Folder to write the report (PNG plots and report.md) into after training." };
+        var command = new Command("train", "Train a model and save it as an ML.NET model zip.")
+        {
+            data, mode, groups, group, generations, population, epochsPerGeneration, epochs, alphaLr, channels, batch, size, rgb, seed, output, report,
+        };
+        command.SetAction((result, token) => Guard(() => Commands.TrainAsync(
+            new TrainSettings
+            {
+                Data = result.GetValue(data)!,
+                Mode = result.GetValue(mode)!,
+                Groups = SplitList(result.GetValue(groups)),
+                Group = result.GetValue(group)!,
+                Generations = result.GetValue(generations),
+                Population = result.GetValue(population),
+                EpochsPerGeneration = result.GetValue(epochsPerGeneration),
+                Epochs = result.GetValue(epochs),
+                ArchitectureLearningRate = result.GetValue(alphaLr),
+                Channels = SplitList(result.GetValue(channels))?.Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray(),
+                BatchSize = result.GetValue(batch),
+                Size = result.GetValue(size),
+                Rgb = result.GetValue(rgb),
+                Seed = result.GetValue(seed),
+                Out = result.GetValue(output)!,
+                Report = result.GetValue(report),
+                CommandLine = "equinas " + string.Join(' ', result.Tokens.Select(t => t.Value)),
+            },
+            token)));
+        return command;
+    }
+
+    private static Command EvaluateCommand()
+    {
+        var model = ModelOption();
+        var data = new Option<string>("--data", "-d") { Description = $"Data to evaluate on: {DataHelp}.", DefaultValueFactory = _ => "rotated-digits" };
+        var part = PartOption();
+        var command = new Command("evaluate", "Accuracy, macro accuracy, log-loss and the confusion matrix of a model on labelled data.") { model, data, part };
+        command.SetAction((result, token) => Guard(() => Commands.EvaluateAsync(result.GetValue(model)!, result.GetValue(data)!, result.GetValue(part), token)));
+        return command;
+    }
+
+    private static Command PredictCommand()
+    {
+        var model = ModelOption();
+        var input = new Argument<string>("input") { Description = "An image file, or a folder whose images (sub-folders included) are classified." };
+        var top = new Option<int>("--top") { Description = "How many of the most probable classes to show per image.", DefaultValueFactory = _ => 3 };
+        var command = new Command("predict", "Predict the label of images.") { model, input, top };
+        command.SetAction((result, token) => Guard(() => Commands.PredictAsync(result.GetValue(model)!, result.GetValue(input)!, result.GetValue(top), token)));
+        return command;
+    }
+
+    private static Command ReportCommand()
+    {
+        var model = ModelOption();
+        var output = new Option<string>("--out", "-o") { Description = "Folder to write the PNG plots and report.md into.", DefaultValueFactory = _ => "equinas-report" };
+        var command = new Command("report", "Plots and a markdown report of how a model's architecture was found.") { model, output };
+        command.SetAction((result, token) => Guard(() => Commands.ReportAsync(result.GetValue(model)!, result.GetValue(output)!)));
+        return command;
+    }
+
+    private static Command ExportDigitsCommand()
+    {
+        var data = new Option<string>("--data", "-d") { Description = "digits, rotated-digits or augmented-digits:GROUP.", DefaultValueFactory = _ => "rotated-digits" };
+        var part = new Option<string>("--split") { Description = "train, validation or test.", DefaultValueFactory = _ => "test" };
+        part.AcceptOnlyFromAmong("train", "validation", "test");
+        var count = new Option<int?>("--count", "-n") { Description = "Write only the first N digits of the split (default: all)." };
+        var output = new Option<string>("--out", "-o") { Description = "Folder to write one sub-folder per label into.", Required = true };
+        var command = new Command("export-digits", "Utility: write shipped digits as PNG files into an image folder (one sub-folder per label).") { data, part, count, output };
+        command.SetAction((result, token) => Guard(() => Commands.ExportDigitsAsync(result.GetValue(data)!, result.GetValue(part)!, result.GetValue(count), result.GetValue(output)!)));
+        return command;
+    }
+
+    private static Option<string> ModelOption() =>
+        new("--model") { Description = "The model zip written by train.", DefaultValueFactory = _ => "equinas-model.zip" };
+
+    private static Option<string?> PartOption()
+    {
+        var part = new Option<string?>("--split") { Description = "all, train, validation or test (default: test for the digits, all for an image folder; folders are split by train's fixed-seed stratified split)." };
+        part.AcceptOnlyFromAmong("all", "train", "validation", "test");
+        return part;
+    }
+
+    private static string[]? SplitList(string? value) =>
+        string.IsNullOrWhiteSpace(value) ? null : value.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+
+    /// <summary>Runs a command, turning expected failures into one red line and exit code 1 (130 when cancelled).</summary>
+    private static async Task<int> Guard(Func<Task<int>> run)
+    {
+        try
+        {
+            return await run().ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            Output.Error("Cancelled; nothing was written.");
+            return 130;
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or FormatException or InvalidOperationException or UnauthorizedAccessException)
+        {
+            Output.Error(e.Message);
+            return 1;
+        }
+    }
+}
+
+/// <summary>Console output helpers that stay readable when redirected.</summary>
+internal static class Output
+{
+    public static void Error(string message) => AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(message)}");
+
+    /// <summary>A plain line (no wrapping at the console width, so redirected output keeps one line per message).</summary>
+    public static void Info(string message) => Console.WriteLine(message);
+
+    public static void Heading(string message) => AnsiConsole.MarkupLine($"[bold]{Markup.Escape(message)}[/]");
+}

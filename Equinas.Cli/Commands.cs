@@ -1,0 +1,323 @@
+using System.Diagnostics;
+using System.Globalization;
+using Equinas.Data;
+using Equinas.MLNet;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Spectre.Console;
+
+namespace Equinas.Cli;
+
+/// <summary>The settings of <c>equinas train</c>.</summary>
+internal sealed record TrainSettings
+{
+    public string Data { get; init; } = "rotated-digits";
+
+    public string Mode { get; init; } = "evolve";
+
+    public IReadOnlyList<string>? Groups { get; init; }
+
+    public string Group { get; init; } = "D4";
+
+    public int Generations { get; init; } = 4;
+
+    public int Population { get; init; } = 3;
+
+    public double EpochsPerGeneration { get; init; } = 0.5;
+
+    public double Epochs { get; init; } = 3;
+
+    public double ArchitectureLearningRate { get; init; } = 0.01;
+
+    public IReadOnlyList<int>? Channels { get; init; }
+
+    public int BatchSize { get; init; } = 64;
+
+    public int Size { get; init; } = 28;
+
+    public bool Rgb { get; init; }
+
+    public int Seed { get; init; } = 1;
+
+    public string Out { get; init; } = "equinas-model.zip";
+
+    public string? Report { get; init; }
+
+    public string CommandLine { get; init; } = "";
+}
+
+/// <summary>The command handlers (callable in-process, as the tests do).</summary>
+internal static class Commands
+{
+    public static async Task<int> TrainAsync(TrainSettings s, CancellationToken token)
+    {
+        var total = Stopwatch.StartNew();
+        var source = DataSource.Parse(s.Data);
+        var mode = s.Mode switch
+        {
+            "evolve" => SearchMode.Evolutionary,
+            "differentiable" => SearchMode.Differentiable,
+            "fixed" => SearchMode.Fixed,
+            _ => throw new ArgumentException($"--mode {s.Mode}: expected evolve, differentiable or fixed."),
+        };
+        if (s.Groups is not null && mode != SearchMode.Fixed)
+        {
+            throw new ArgumentException("--groups is for --mode fixed; the searches choose the groups themselves (use --group for the top group).");
+        }
+
+        if (s.Size < 3)
+        {
+            throw new ArgumentException($"--size must be at least 3; found {s.Size}.");
+        }
+
+        var ml = new MLContext(seed: s.Seed);
+        var trainRows = source.Rows(DataPart.Train);
+        var validationRows = source.Rows(DataPart.Validation);
+        var testRows = source.Rows(DataPart.Test);
+        var classes = trainRows.Select(r => r.Label).Distinct(StringComparer.Ordinal).Count();
+        if (classes < 2)
+        {
+            throw new ArgumentException($"--data {source.Description}: training needs at least two labels; found {classes}.");
+        }
+
+        Output.Info(string.Create(CultureInfo.InvariantCulture, $"data {source.Description}: {trainRows.Count} train, {validationRows.Count} validation, {testRows.Count} test images, {classes} labels; images read as {(s.Rgb ? "RGB" : "grey")} {s.Size}x{s.Size}"));
+
+        var trainView = ImagePipeline.ToDataView(ml, trainRows);
+        var preprocessing = ImagePipeline.Preprocessing(ml, s.Size, s.Rgb).Fit(trainView);
+        var options = new EquivariantImageClassificationTrainer.Options
+        {
+            SearchMode = mode,
+            LabelColumnName = ImagePipeline.LabelKeyColumn,
+            FeatureColumnName = ImagePipeline.FeaturesColumn,
+            Group = s.Group,
+            LayerGroups = s.Groups?.ToArray(),
+            Channels = s.Channels?.ToArray(),
+            Generations = s.Generations,
+            PopulationSize = s.Population,
+            EpochsPerGeneration = s.EpochsPerGeneration,
+            Epochs = s.Epochs,
+            ArchitectureLearningRate = s.ArchitectureLearningRate,
+            BatchSize = s.BatchSize,
+            Seed = s.Seed,
+            ValidationSet = validationRows.Count > 0 ? preprocessing.Transform(ImagePipeline.ToDataView(ml, validationRows)) : null,
+            CancellationToken = token,
+        };
+        var trainer = ml.MulticlassClassification.Trainers.EquivariantImageClassification(options);
+
+        var predictor = await ProgressView.RunAsync($"training ({s.Mode}, top group {s.Group})", progress =>
+        {
+            options.Progress = progress;
+            return trainer.Fit(preprocessing.Transform(trainView));
+        }).ConfigureAwait(false);
+
+        var scoredTrain = predictor.Transform(preprocessing.Transform(trainView));
+        var toText = ml.Transforms.Conversion.MapKeyToValue(ImagePipeline.PredictedColumn, ImagePipeline.PredictedKeyColumn).Fit(scoredTrain);
+        var model = new TransformerChain<ITransformer>(preprocessing, predictor, toText);
+        var parameters = predictor.Model;
+
+        TestMetrics? test = null;
+        if (testRows.Count > 0)
+        {
+            test = Evaluate(ml, model, testRows, "test").Metrics;
+            Output.Info(string.Create(CultureInfo.InvariantCulture, $"test ({test.Images} images): accuracy {test.Accuracy * 100:F2}%, macro accuracy {test.MacroAccuracy * 100:F2}%, log-loss {test.LogLoss:F4}"));
+        }
+
+        var run = new RunInfo
+        {
+            Data = source.Description,
+            Mode = s.Mode,
+            Group = s.Group,
+            FixedGroups = s.Groups,
+            Generations = mode == SearchMode.Evolutionary ? s.Generations : null,
+            Population = mode == SearchMode.Evolutionary ? s.Population : null,
+            EpochsPerGeneration = mode == SearchMode.Evolutionary ? s.EpochsPerGeneration : null,
+            Epochs = mode != SearchMode.Evolutionary ? s.Epochs : null,
+            ArchitectureLearningRate = mode == SearchMode.Differentiable ? s.ArchitectureLearningRate : null,
+            Seed = s.Seed,
+            Size = s.Size,
+            Rgb = s.Rgb,
+            TrainImages = trainRows.Count,
+            ValidationImages = validationRows.Count,
+            TrainingSeconds = parameters.History.TrainingTime.TotalSeconds,
+            Test = test,
+            CommandLine = s.CommandLine,
+            Created = DateTimeOffset.UtcNow,
+        };
+        ModelFile.Save(ml, model, trainView.Schema, run, s.Out);
+        Output.Info(string.Create(CultureInfo.InvariantCulture, $"layer groups {string.Join("-", parameters.LayerGroups)}, {parameters.ParameterCount:N0} parameters; training {ProgressView.Clock(parameters.History.TrainingTime)}"));
+        Output.Info($"model written to {Path.GetFullPath(s.Out)}");
+        if (s.Report is { } reportFolder)
+        {
+            Report.Write(parameters, run, reportFolder);
+            Output.Info($"report written to {Path.GetFullPath(reportFolder)}");
+        }
+
+        parameters.Dispose();
+        Output.Info($"done in {ProgressView.Clock(total.Elapsed)}");
+        return 0;
+    }
+
+    public static Task<int> EvaluateAsync(string modelPath, string data, string? part, CancellationToken token)
+    {
+        var ml = new MLContext(seed: 1);
+        var source = DataSource.Parse(data);
+        var chosen = ParsePart(part) ?? (source.IsDigits ? DataPart.Test : DataPart.All);
+        var rows = source.Rows(chosen);
+        token.ThrowIfCancellationRequested();
+        var (model, _) = ModelFile.Load(ml, modelPath);
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            var (metrics, raw, names) = Evaluate(ml, model, rows, chosen.ToString().ToLowerInvariant());
+            Output.Heading($"{source.Description} ({metrics.Part}, {metrics.Images} images)");
+            var summary = new Table().Border(TableBorder.Simple).AddColumn("metric").AddColumn(new TableColumn("value").RightAligned());
+            summary.AddRow("accuracy", Pct(metrics.Accuracy));
+            summary.AddRow("macro accuracy", Pct(metrics.MacroAccuracy));
+            summary.AddRow("log-loss", metrics.LogLoss.ToString("F4", CultureInfo.InvariantCulture));
+            AnsiConsole.Write(summary);
+
+            Output.Heading("confusion matrix (rows: true label, columns: predicted)");
+            var matrix = new Table().Border(TableBorder.Simple).AddColumn("true \\ predicted");
+            foreach (var name in names)
+            {
+                matrix.AddColumn(new TableColumn(Markup.Escape(name)).RightAligned());
+            }
+
+            matrix.AddColumn(new TableColumn("recall").RightAligned());
+            var counts = raw.ConfusionMatrix.Counts;
+            for (int i = 0; i < counts.Count; i++)
+            {
+                var cells = new List<string> { Markup.Escape(names[i]) };
+                cells.AddRange(counts[i].Select((c, j) => i == j ? $"[bold]{c:0}[/]" : c == 0 ? "[grey]0[/]" : c.ToString("0", CultureInfo.InvariantCulture)));
+                cells.Add(Pct(raw.ConfusionMatrix.PerClassRecall[i], "F1"));
+                matrix.AddRow(cells.ToArray());
+            }
+
+            AnsiConsole.Write(matrix);
+            Output.Info($"evaluated in {watch.Elapsed.TotalSeconds:F1} s");
+            return Task.FromResult(0);
+        }
+        finally
+        {
+            (model as IDisposable)?.Dispose();
+        }
+    }
+
+    public static Task<int> PredictAsync(string modelPath, string input, int top, CancellationToken token)
+    {
+        if (top < 1)
+        {
+            throw new ArgumentException($"--top must be at least 1; found {top}.");
+        }
+
+        string full = Path.GetFullPath(input);
+        string[] files = File.Exists(full) ? [full]
+            : Directory.Exists(full) ? DataSource.ImagesIn(full, recursive: true).ToArray()
+            : throw new FileNotFoundException($"'{input}' is neither an image file nor a folder.", input);
+        if (files.Length == 0)
+        {
+            throw new ArgumentException($"No images ({string.Join(", ", DataSource.ImageExtensions)}) found in '{input}'.");
+        }
+
+        var ml = new MLContext(seed: 1);
+        var (model, _) = ModelFile.Load(ml, modelPath);
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            var scored = model.Transform(ImagePipeline.ToDataView(ml, files.Select(f => new ImageInput { ImagePath = f, Label = "" })));
+            var parameters = ImagePipeline.FindModel(model) ?? throw new InvalidDataException($"'{modelPath}' holds no Equinas model.");
+            var names = ImagePipeline.ClassNames(scored.Schema, parameters.ClassCount);
+            var predictions = ml.Data.CreateEnumerable<Prediction>(scored, reuseRowObject: false).ToList();
+            string baseFolder = File.Exists(full) ? Path.GetDirectoryName(full)! : full;
+            var table = new Table().Border(TableBorder.Simple).AddColumn("image").AddColumn("predicted").AddColumn($"top {Math.Min(top, names.Length)} probabilities");
+            foreach (var p in predictions)
+            {
+                token.ThrowIfCancellationRequested();
+                var best = p.Score.Select((v, i) => (Name: names[i], Probability: v)).OrderByDescending(x => x.Probability).Take(top);
+                table.AddRow(
+                    Markup.Escape(Path.GetRelativePath(baseFolder, p.ImagePath)),
+                    $"[bold]{Markup.Escape(p.PredictedText)}[/]",
+                    Markup.Escape(string.Join("  ", best.Select(b => string.Create(CultureInfo.InvariantCulture, $"{b.Name} {b.Probability * 100:F1}%")))));
+            }
+
+            AnsiConsole.Write(table);
+            Output.Info($"{predictions.Count} images in {watch.Elapsed.TotalSeconds:F1} s");
+            return Task.FromResult(0);
+        }
+        finally
+        {
+            (model as IDisposable)?.Dispose();
+        }
+    }
+
+    public static Task<int> ReportAsync(string modelPath, string output)
+    {
+        var ml = new MLContext(seed: 1);
+        var (model, run) = ModelFile.Load(ml, modelPath);
+        try
+        {
+            var parameters = ImagePipeline.FindModel(model) ?? throw new InvalidDataException($"'{modelPath}' holds no Equinas model.");
+            var written = Report.Write(parameters, run, output);
+            foreach (var file in written)
+            {
+                Output.Info($"wrote {file}");
+            }
+
+            return Task.FromResult(0);
+        }
+        finally
+        {
+            (model as IDisposable)?.Dispose();
+        }
+    }
+
+    public static Task<int> ExportDigitsAsync(string data, string split, int? count, string output)
+    {
+        var source = DataSource.Parse(data);
+        if (!source.IsDigits)
+        {
+            throw new ArgumentException($"--data {data}: export-digits writes the shipped digits (digits, rotated-digits or augmented-digits:GROUP).");
+        }
+
+        var part = Enum.Parse<DigitSplit>(split, ignoreCase: true);
+        IEnumerable<DigitImage> digits = source.Digits(part);
+        if (count is { } n)
+        {
+            digits = digits.Take(n);
+        }
+
+        var files = ShippedDigits.WriteImageFolder(digits, output);
+        Output.Info($"wrote {files.Count} PNG files of {source.Description} ({split}) into {Path.GetFullPath(output)}");
+        return Task.FromResult(0);
+    }
+
+    /// <summary>Scores rows and computes ML.NET's multiclass metrics.</summary>
+    internal static (TestMetrics Metrics, MulticlassClassificationMetrics Raw, string[] Names) Evaluate(MLContext ml, ITransformer model, IReadOnlyList<ImageInput> rows, string part)
+    {
+        if (rows.Count == 0)
+        {
+            throw new ArgumentException($"No images to evaluate in the {part} part.");
+        }
+
+        var scored = model.Transform(ImagePipeline.ToDataView(ml, rows));
+        var raw = ml.MulticlassClassification.Evaluate(scored, ImagePipeline.LabelKeyColumn, ImagePipeline.ScoreColumn, ImagePipeline.PredictedKeyColumn);
+        var parameters = ImagePipeline.FindModel(model) ?? throw new InvalidDataException("The model holds no Equinas model.");
+        var names = ImagePipeline.ClassNames(scored.Schema, parameters.ClassCount);
+        return (new TestMetrics(part, rows.Count, raw.MicroAccuracy, raw.MacroAccuracy, raw.LogLoss), raw, names);
+    }
+
+    /// <summary>A share as a percentage without the culture's space before the sign.</summary>
+    internal static string Pct(double share, string format = "F2") => (share * 100).ToString(format, CultureInfo.InvariantCulture) + "%";
+
+    private static DataPart? ParsePart(string? part) => part is null ? null : Enum.Parse<DataPart>(part, ignoreCase: true);
+
+    /// <summary>One scored row as predict reads it.</summary>
+    private sealed class Prediction
+    {
+        public string ImagePath { get; set; } = "";
+
+        public string PredictedText { get; set; } = "";
+
+        public float[] Score { get; set; } = [];
+    }
+}
