@@ -94,6 +94,10 @@ public sealed class TrainerTests(ITestOutputHelper output)
             Assert.Equal(parameters.History.Candidates.Count, loadedParameters.History.Candidates.Count);
             Assert.Equal(parameters.History.Epochs.Count, loadedParameters.History.Epochs.Count);
             Assert.Equal(parameters.History.Timings, loadedParameters.History.Timings);
+            Assert.Equal(parameters.History.Settings, loadedParameters.History.Settings);
+            Assert.Equal("7", loadedParameters.History.Settings!["Seed"]);
+            Assert.Equal("8,16,16", loadedParameters.History.Settings["Channels"]);
+            Assert.All(reports, r => Assert.True(r.Parameters > 0));
             Assert.True(loadedParameters.History.Timings!["total"] >= loadedParameters.History.Timings["data"]);
             (loaded as IDisposable)?.Dispose();
         }

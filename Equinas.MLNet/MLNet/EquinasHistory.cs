@@ -26,6 +26,13 @@ public sealed record EquinasHistory
     /// "data" and "total" only.
     /// </summary>
     public IReadOnlyDictionary<string, TimeSpan>? Timings { get; init; }
+
+    /// <summary>
+    /// Gets the settings the model was trained with (option name to value as invariant text: search mode, group,
+    /// channels, kernel, pooling, batch size, learning rate, the seed actually used, the budget of the mode, and the
+    /// numbers of training and validation images).
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? Settings { get; init; }
 }
 
 /// <summary>One candidate network of one generation of the evolutionary search.</summary>

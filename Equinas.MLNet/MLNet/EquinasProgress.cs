@@ -41,7 +41,7 @@ public sealed record EquinasProgress
     /// <summary>Gets, for the differentiable search, the mixture weights z of every layer (member group name to weight); otherwise null.</summary>
     public IReadOnlyList<IReadOnlyDictionary<string, double>>? Z { get; init; }
 
-    /// <summary>Gets the trainable parameters (weights, not architecture logits) of the reported network.</summary>
+    /// <summary>Gets the trainable parameters (weights, not architecture logits) of the reported network (for the differentiable search, of the mixed network).</summary>
     public required long Parameters { get; init; }
 
     /// <summary>Gets the time since training started (data reading included).</summary>

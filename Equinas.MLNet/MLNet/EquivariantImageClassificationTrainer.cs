@@ -4,6 +4,7 @@ using System.Globalization;
 using Equinas.MLNet;
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Input;
+using Equinas.MLNet.Mixed;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search;
 using Equinas.MLNet.Search.Differentiable;
@@ -273,7 +274,7 @@ public sealed class EquivariantImageClassificationTrainer
                 _ => TrainFixed(template, train, validation, seed, watch, ch, token),
             };
             var timings = new Dictionary<string, TimeSpan>(history.Timings ?? new Dictionary<string, TimeSpan>()) { ["data"] = dataTime, ["total"] = watch.Elapsed };
-            history = history with { TrainingTime = watch.Elapsed, Timings = timings };
+            history = history with { TrainingTime = watch.Elapsed, Timings = timings, Settings = o.Describe(seed, train.Count, validation.Count) };
             try
             {
                 var model = EquinasModelParameters.Create(Host, network, spec, classes, history);
@@ -359,6 +360,12 @@ public sealed class EquivariantImageClassificationTrainer
             Seed = seed,
         };
         var members = options.MemberGroups.Select(m => m.Name).ToArray();
+        long weights;
+        using (var probe = new MixedGroupCnn(new MixedNetworkSpec(template, options.MemberGroups)))
+        {
+            weights = probe.WeightCount;
+        }
+
         var search = new DifferentiableSearch(options);
         int total = (int)Math.Ceiling(o.Epochs);
         int step = 0;
@@ -380,7 +387,7 @@ public sealed class EquivariantImageClassificationTrainer
                 ValidationAccuracy = e.Validation.Accuracy,
                 LayerGroups = argmax,
                 Z = z,
-                Parameters = -1,
+                Parameters = weights,
                 Elapsed = watch.Elapsed,
                 Remaining = Remaining(watch.Elapsed, step, total),
             });
@@ -580,6 +587,45 @@ public sealed class EquivariantImageClassificationTrainer
 
         internal TrainingOptions TrainingOptions() => new() { LearningRate = LearningRate, BatchSize = BatchSize };
 
+        /// <summary>The settings that shaped a trained model, as text, for its history.</summary>
+        internal IReadOnlyDictionary<string, string> Describe(int seed, int trainImages, int validationImages)
+        {
+            var settings = new Dictionary<string, string>
+            {
+                [nameof(SearchMode)] = SearchMode.ToString(),
+                [nameof(Group)] = TopGroup.Name,
+                [nameof(Channels)] = string.Join(",", ChannelsOrDefault),
+                [nameof(KernelSize)] = Text(KernelSize),
+                [nameof(PoolAfter)] = string.Join(",", PoolAfterOrDefault),
+                [nameof(HeadHidden)] = Text(HeadHidden),
+                [nameof(BatchSize)] = Text(BatchSize),
+                [nameof(LearningRate)] = Text(LearningRate),
+                [nameof(Seed)] = Text(seed),
+                ["TrainImages"] = Text(trainImages),
+                ["ValidationImages"] = Text(validationImages),
+            };
+            switch (SearchMode)
+            {
+                case SearchMode.Evolutionary:
+                    settings[nameof(PopulationSize)] = Text(PopulationSize);
+                    settings[nameof(Generations)] = Text(Generations);
+                    settings[nameof(EpochsPerGeneration)] = Text(EpochsPerGeneration);
+                    break;
+                case SearchMode.Differentiable:
+                    settings[nameof(Epochs)] = Text(Epochs);
+                    settings[nameof(ArchitectureLearningRate)] = Text(ArchitectureLearningRate);
+                    break;
+                default:
+                    settings[nameof(Epochs)] = Text(Epochs);
+                    settings[nameof(LayerGroups)] = LayerGroups is null ? TopGroup.Name + " in every layer" : string.Join(",", LayerGroups);
+                    break;
+            }
+
+            return settings;
+
+            static string Text(IFormattable value) => value.ToString(null, CultureInfo.InvariantCulture);
+        }
+
         internal static int[] DefaultPooling(int layers) => layers switch
         {
             <= 1 => [],
@@ -621,7 +667,7 @@ public sealed class EquivariantImageClassificationTrainer
                 var parsed = groups.Select(SymmetryGroup.Parse).ToArray();
                 for (int i = 1; i < parsed.Length; i++)
                 {
-                    Require(parsed[i].IsSubgroupOf(parsed[i - 1]), nameof(LayerGroups), $"each group a subgroup of the previous layer's (layer {i}: {parsed[i].Name} is not in {parsed[i - 1].Name})", Show(groups));
+                    Require(parsed[i].IsSubgroupOf(parsed[i - 1]), nameof(LayerGroups), $"a chain in which every group is a subgroup of the previous layer's (layer {i}: {parsed[i].Name} is not in {parsed[i - 1].Name})", Show(groups));
                 }
             }
 
