@@ -1,0 +1,62 @@
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Equinas.MLNet.Tests.Cli;
+
+/// <summary>The <c>equinas</c> tool's commands end to end, in process, on an image folder made from the shipped digits.</summary>
+[Collection("Console")]
+public sealed class CliTests(ITestOutputHelper output)
+{
+    private int Run(params string[] args)
+    {
+        var writer = new StringWriter();
+        var original = Console.Out;
+        Console.SetOut(writer);
+        try
+        {
+            int code = Equinas.Cli.Cli.Build().Parse(args).Invoke();
+            output.WriteLine($"equinas {string.Join(' ', args)} -> {code}");
+            output.WriteLine(writer.ToString());
+            return code;
+        }
+        finally
+        {
+            Console.SetOut(original);
+        }
+    }
+
+    [Fact]
+    public void Export_train_evaluate_predict_and_report_on_an_image_folder()
+    {
+        var root = Path.Combine(Path.GetTempPath(), $"equinas-cli-{Guid.NewGuid():N}");
+        try
+        {
+            var pngs = Path.Combine(root, "pngs");
+            var model = Path.Combine(root, "model.zip");
+            Assert.Equal(0, Run("export-digits", "--data", "digits", "--split", "test", "--count", "120", "--out", pngs));
+            Assert.True(Directory.GetFiles(pngs, "*.png", SearchOption.AllDirectories).Length == 120);
+
+            Assert.Equal(0, Run("train", "--data", pngs, "--mode", "fixed", "--epochs", "1", "--channels", "8,16,16", "--out", model, "--report", Path.Combine(root, "report")));
+            Assert.True(File.Exists(model));
+            Assert.Empty(Directory.GetFiles(root, "*.tmp*"));
+
+            Assert.Equal(0, Run("evaluate", "--model", model, "--data", pngs));
+            Assert.Equal(0, Run("predict", "--model", model, Path.Combine(pngs, "7")));
+            Assert.Equal(0, Run("report", "--model", model, "--out", Path.Combine(root, "report2")));
+            Assert.True(File.Exists(Path.Combine(root, "report2", "report.md")));
+            Assert.NotEmpty(Directory.GetFiles(Path.Combine(root, "report2"), "*.png"));
+
+            // Bad input: one error line and a non-zero exit code, no model written.
+            var missing = Path.Combine(root, "missing.zip");
+            Assert.NotEqual(0, Run("train", "--data", Path.Combine(root, "no-such-folder"), "--out", missing));
+            Assert.False(File.Exists(missing));
+        }
+        finally
+        {
+            if (Directory.Exists(root))
+            {
+                Directory.Delete(root, recursive: true);
+            }
+        }
+    }
+}
