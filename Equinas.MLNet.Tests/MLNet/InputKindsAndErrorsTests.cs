@@ -254,6 +254,17 @@ public sealed class InputKindsAndErrorsTests
     }
 
     [Fact]
+    public void A_validation_set_whose_label_keys_mean_other_classes_is_refused()
+    {
+        var ml = new MLContext(seed: 1);
+        var train = ml.Data.LoadFromEnumerable(Digits.Rows(0, 60, 0, 1, 2));
+        var validationRows = ml.Data.LoadFromEnumerable(Digits.Rows(1, 30, 2, 1, 0).OrderByDescending(r => r.Digit).ToList());
+        var validation = ml.Transforms.Conversion.MapValueToKey("Label", nameof(DigitRow.Digit)).Fit(validationRows).Transform(validationRows);
+        var error = Assert.ThrowsAny<ArgumentException>(() => Fit(ml, train, Quick(o => o.ValidationSet = validation)));
+        Assert.Matches("Label column 'Label' maps classes to keys differently in the validation data: key [0-9] is '[0-9]' there but '[0-9]' in the training data", error.Message);
+    }
+
+    [Fact]
     public void Rows_with_a_missing_label_are_skipped_and_counted_in_a_warning()
     {
         var ml = new MLContext(seed: 1);

@@ -242,6 +242,21 @@ public sealed class EquivariantImageClassificationTrainer
                     throw new ArgumentException($"Label column '{o.LabelColumnName}' has {validationClasses} classes in the validation data but {classes} in the training data; map both with the same MapValueToKey.", nameof(validationData));
                 }
 
+                var trainNames = DatasetReader.KeyNames(trainData.Schema, o.LabelColumnName);
+                var validationNames = DatasetReader.KeyNames(validationData.Schema, o.LabelColumnName);
+                if (trainNames is not null && validationNames is not null && !trainNames.SequenceEqual(validationNames))
+                {
+                    int key = Enumerable.Range(0, Math.Min(trainNames.Length, validationNames.Length)).First(k => trainNames[k] != validationNames[k]);
+                    throw new ArgumentException(
+                        $"Label column '{o.LabelColumnName}' maps classes to keys differently in the validation data: key {key + 1} is '{validationNames[key]}' there but '{trainNames[key]}' in the training data. Fit one MapValueToKey (or give it keyData) and apply it to both.",
+                        nameof(validationData));
+                }
+
+                if (trainNames is null != validationNames is null)
+                {
+                    ch.Warning($"Label column '{o.LabelColumnName}' has key values in only one of the training and validation data; make sure both were mapped by the same MapValueToKey.");
+                }
+
                 var rawValidation = DatasetReader.Read(validationData, spec with { Column = o.FeatureColumnName }, o.LabelColumnName, CheckAlive);
                 if (rawValidation.Count == 0)
                 {

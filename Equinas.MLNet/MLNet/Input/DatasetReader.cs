@@ -69,6 +69,28 @@ internal static class DatasetReader
         return (int)key.Count;
     }
 
+    /// <summary>The label column's key values as text, or null when it has none.</summary>
+    public static string[]? KeyNames(DataViewSchema schema, string labelColumn)
+    {
+        var column = schema[labelColumn];
+        if (!column.HasKeyValues())
+        {
+            return null;
+        }
+
+        VBuffer<ReadOnlyMemory<char>> values = default;
+        try
+        {
+            column.GetKeyValues(ref values);
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
+
+        return values.DenseValues().Select(v => v.ToString()).ToArray();
+    }
+
     /// <summary>Reads every row, skipping rows whose label is missing (key 0); checks cancellation every 256 rows.</summary>
     public static RawImages Read(IDataView data, InputSpec spec, string labelColumn, Action checkAlive)
     {
