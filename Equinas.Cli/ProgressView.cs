@@ -73,13 +73,13 @@ internal sealed class ProgressView : IProgress<EquinasProgress>
         }
     }
 
-    /// <summary>The step just finished, 1-based, and the total (generations count from 0 in the reports).</summary>
+    /// <summary>The steps finished (1-based) and the total.</summary>
     internal static (int Done, int Total) Steps(EquinasProgress p) =>
-        p.Mode == SearchMode.Evolutionary ? (p.Step + 1, p.TotalSteps) : (p.Step, p.TotalSteps);
+        (p.Step, p.TotalSteps);
 
     internal static string StepName(EquinasProgress p) => p.Mode switch
     {
-        SearchMode.Evolutionary => p.Step == 0 ? "initial training (generation 0)" : $"generation {p.Step}",
+        SearchMode.Evolutionary => p.Generation == 0 ? "initial training (generation 0)" : $"generation {p.Generation}",
         SearchMode.Differentiable => $"epoch {p.Step} ({p.Phase})",
         _ => $"epoch {p.Step}",
     };

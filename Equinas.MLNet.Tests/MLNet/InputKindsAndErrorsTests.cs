@@ -300,6 +300,16 @@ public sealed class InputKindsAndErrorsTests
     }
 
     [Fact]
+    public void The_catalog_does_not_change_the_callers_options()
+    {
+        var ml = new MLContext();
+        var options = Quick(o => o.Channels = [8, 16, 16]);
+        ml.MulticlassClassification.Trainers.EquinasEvolve(options);
+        ml.MulticlassClassification.Trainers.EquinasDifferentiable(options);
+        Assert.Equal(SearchMode.Fixed, options.SearchMode);
+    }
+
+    [Fact]
     public void A_tampered_or_truncated_model_file_is_refused()
     {
         var ml = new MLContext(seed: 1);

@@ -61,6 +61,9 @@ public sealed class TrainerTests(ITestOutputHelper output)
             case SearchMode.Evolutionary:
                 Assert.Contains(parameters.History.Candidates, c => c.Generation == 1);
                 Assert.Equal(2, reports.Count);
+                Assert.Equal([1, 2], reports.Select(r => r.Step));
+                Assert.Equal([0, 1], reports.Select(r => r.Generation!.Value));
+                Assert.All(reports, r => Assert.Equal(2, r.TotalSteps));
                 break;
             case SearchMode.Differentiable:
                 Assert.Equal(2, parameters.History.Epochs.Count);

@@ -55,15 +55,16 @@ public static class EquinasCatalog
 
     /// <summary>Creates an <see cref="EquivariantImageClassificationTrainer"/> for the evolutionary search with advanced options.</summary>
     /// <param name="catalog">The multiclass classification catalog trainer object.</param>
-    /// <param name="options">The options; <see cref="EquivariantImageClassificationTrainer.Options.SearchMode"/> is set to <see cref="SearchMode.Evolutionary"/>.</param>
+    /// <param name="options">The options; the trainer uses a copy with <see cref="EquivariantImageClassificationTrainer.Options.SearchMode"/> set to <see cref="SearchMode.Evolutionary"/>.</param>
     /// <returns>The trainer.</returns>
     public static EquivariantImageClassificationTrainer EquinasEvolve(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         EquivariantImageClassificationTrainer.Options options)
     {
         Contracts.CheckValue(options, nameof(options));
-        options.SearchMode = SearchMode.Evolutionary;
-        return EquivariantImageClassification(catalog, options);
+        var copy = options.Clone();
+        copy.SearchMode = SearchMode.Evolutionary;
+        return EquivariantImageClassification(catalog, copy);
     }
 
     /// <summary>
@@ -100,15 +101,16 @@ public static class EquinasCatalog
 
     /// <summary>Creates an <see cref="EquivariantImageClassificationTrainer"/> for the differentiable search with advanced options.</summary>
     /// <param name="catalog">The multiclass classification catalog trainer object.</param>
-    /// <param name="options">The options; <see cref="EquivariantImageClassificationTrainer.Options.SearchMode"/> is set to <see cref="SearchMode.Differentiable"/>.</param>
+    /// <param name="options">The options; the trainer uses a copy with <see cref="EquivariantImageClassificationTrainer.Options.SearchMode"/> set to <see cref="SearchMode.Differentiable"/>.</param>
     /// <returns>The trainer.</returns>
     public static EquivariantImageClassificationTrainer EquinasDifferentiable(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         EquivariantImageClassificationTrainer.Options options)
     {
         Contracts.CheckValue(options, nameof(options));
-        options.SearchMode = SearchMode.Differentiable;
-        return EquivariantImageClassification(catalog, options);
+        var copy = options.Clone();
+        copy.SearchMode = SearchMode.Differentiable;
+        return EquivariantImageClassification(catalog, copy);
     }
 
     /// <summary>
@@ -124,6 +126,6 @@ public static class EquinasCatalog
     {
         Contracts.CheckValue(catalog, nameof(catalog));
         Contracts.CheckValue(options, nameof(options));
-        return new EquivariantImageClassificationTrainer(catalog.GetEnvironment(), options);
+        return new EquivariantImageClassificationTrainer(catalog.GetEnvironment(), options.Clone());
     }
 }

@@ -17,11 +17,17 @@ public sealed record EquinasProgress
     /// </summary>
     public required string Phase { get; init; }
 
-    /// <summary>Gets the generation or epoch just finished (generations count from 0, epochs from 1).</summary>
+    /// <summary>
+    /// Gets how many steps (generations, the initial training included, or epochs) are finished: 1 after the first,
+    /// <see cref="TotalSteps"/> after the last.
+    /// </summary>
     public required int Step { get; init; }
 
-    /// <summary>Gets how many generations or epochs the run has in all.</summary>
+    /// <summary>Gets how many steps the run has in all (generations + 1 for the evolutionary search, else epochs, rounded up).</summary>
     public required int TotalSteps { get; init; }
+
+    /// <summary>Gets, for the evolutionary search, the generation just finished (0 is the initial training, as in <see cref="EquinasCandidate.Generation"/>); otherwise null.</summary>
+    public int? Generation { get; init; }
 
     /// <summary>Gets the mean training loss (cross-entropy) over the step's batches (the best candidate's, for a generation).</summary>
     public required double TrainLoss { get; init; }

@@ -331,7 +331,8 @@ public sealed class EquivariantImageClassificationTrainer
             {
                 Mode = SearchMode.Evolutionary,
                 Phase = "generation",
-                Step = g.Generation,
+                Step = g.Generation + 1,
+                Generation = g.Generation,
                 TotalSteps = total,
                 TrainLoss = best.TrainLoss,
                 TrainAccuracy = double.NaN,
@@ -601,6 +602,16 @@ public sealed class EquivariantImageClassificationTrainer
         internal IReadOnlyList<int> PoolAfterOrDefault => PoolAfter ?? DefaultPooling(ChannelsOrDefault.Count);
 
         internal TrainingOptions TrainingOptions() => new() { LearningRate = LearningRate, BatchSize = BatchSize };
+
+        /// <summary>A copy (arrays copied too), so that later changes to the caller's options do not reach a trainer.</summary>
+        internal Options Clone()
+        {
+            var copy = (Options)MemberwiseClone();
+            copy.LayerGroups = (string[]?)LayerGroups?.Clone();
+            copy.Channels = (int[]?)Channels?.Clone();
+            copy.PoolAfter = (int[]?)PoolAfter?.Clone();
+            return copy;
+        }
 
         /// <summary>The settings that shaped a trained model, as text, for its history.</summary>
         internal IReadOnlyDictionary<string, string> Describe(int seed, int trainImages, int validationImages)

@@ -13,7 +13,7 @@ internal sealed class ConsoleProgress(string model) : IProgress<EquinasProgress>
     {
         ArgumentNullException.ThrowIfNull(value);
         string step = value.Phase == "generation"
-            ? $"generation {value.Step}/{value.TotalSteps - 1}"
+            ? $"generation {value.Generation}/{value.TotalSteps - 1}"
             : $"{value.Phase} {value.Step}/{value.TotalSteps}";
         Console.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
