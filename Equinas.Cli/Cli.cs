@@ -33,6 +33,7 @@ internal static class Cli
         var epochsPerGeneration = new Option<double>("--epochs-per-generation") { Description = "Evolve: epochs each candidate trains per generation (fractions allowed).", DefaultValueFactory = _ => 0.5 };
         var epochs = new Option<double>("--epochs") { Description = "Differentiable and fixed: epochs (fractions allowed).", DefaultValueFactory = _ => 3 };
         var alphaLr = new Option<double>("--alpha-lr") { Description = "Differentiable: Adam learning rate of the mixture weights z.", DefaultValueFactory = _ => 0.01 };
+        var retrain = new Option<double>("--retrain-epochs") { Description = "Differentiable: after the search, retrain the chosen groups as an ordinary G-CNN for this many epochs (0 keeps the mixture).", DefaultValueFactory = _ => 0 };
         var channels = new Option<string?>("--channels") { Description = "Comma-separated width of each conv layer in scalar channels (multiples of the group order; default 16,32,32,64,64)." };
         var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 };
         var size = new Option<int>("--size") { Description = "Images are resized to SIZE x SIZE.", DefaultValueFactory = _ => 28 };
@@ -42,7 +43,7 @@ internal static class Cli
         var report = new Option<string?>("--report") { Description = "Folder to write the report (PNG plots and report.md) into after training." };
         var command = new Command("train", "Train a model and save it as an ML.NET model zip.")
         {
-            data, mode, groups, group, generations, population, epochsPerGeneration, epochs, alphaLr, channels, batch, size, rgb, seed, output, report,
+            data, mode, groups, group, generations, population, epochsPerGeneration, epochs, alphaLr, retrain, channels, batch, size, rgb, seed, output, report,
         };
         command.SetAction((result, token) => Guard(() => Commands.TrainAsync(
             new TrainSettings
@@ -56,6 +57,7 @@ internal static class Cli
                 EpochsPerGeneration = result.GetValue(epochsPerGeneration),
                 Epochs = result.GetValue(epochs),
                 ArchitectureLearningRate = result.GetValue(alphaLr),
+                RetrainEpochs = result.GetValue(retrain),
                 Channels = SplitList(result.GetValue(channels))?.Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray(),
                 BatchSize = result.GetValue(batch),
                 Size = result.GetValue(size),

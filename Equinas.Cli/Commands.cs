@@ -29,6 +29,8 @@ internal sealed record TrainSettings
 
     public double ArchitectureLearningRate { get; init; } = 0.01;
 
+    public double RetrainEpochs { get; init; }
+
     public IReadOnlyList<int>? Channels { get; init; }
 
     public int BatchSize { get; init; } = 64;
@@ -97,6 +99,7 @@ internal static class Commands
             EpochsPerGeneration = s.EpochsPerGeneration,
             Epochs = s.Epochs,
             ArchitectureLearningRate = s.ArchitectureLearningRate,
+            RetrainEpochs = s.RetrainEpochs,
             BatchSize = s.BatchSize,
             Seed = s.Seed,
             ValidationSet = validationRows.Count > 0 ? preprocessing.Transform(ImagePipeline.ToDataView(ml, validationRows)) : null,

@@ -111,6 +111,35 @@ public sealed class TrainerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void The_differentiable_search_can_retrain_its_chosen_architecture_as_an_ordinary_G_CNN()
+    {
+        var ml = new MLContext(seed: 1);
+        var options = Small(SearchMode.Differentiable);
+        options.Epochs = 1;
+        options.RetrainEpochs = 1;
+        var data = ml.Data.LoadFromEnumerable(Digits.Rows(0, 300, 0, 1, 2));
+        var mixture = FindModel(Digits.MapLabel(ml).Append(ml.MulticlassClassification.Trainers.EquinasDifferentiable(new EquivariantImageClassificationTrainer.Options { Channels = [8, 16, 16], Epochs = 1, Seed = 7 })).Fit(data))!;
+        var model = Digits.MapLabel(ml).Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(options)).Fit(data);
+        var retrained = FindModel(model)!;
+
+        Assert.True(mixture.IsMixed);
+        Assert.False(retrained.IsMixed);
+        Assert.Null(retrained.Z);
+        Assert.True(retrained.ParameterCount < mixture.ParameterCount, $"{retrained.ParameterCount} vs {mixture.ParameterCount}");
+        Assert.Equal(["search", "retrain"], retrained.History.Epochs.Select(e => e.Phase));
+        var groups = retrained.LayerGroups.Select(Equinas.MLNet.Groups.SymmetryGroup.Parse).ToArray();
+        for (int i = 1; i < groups.Length; i++)
+        {
+            Assert.True(groups[i].IsSubgroupOf(groups[i - 1]), string.Join("-", retrained.LayerGroups));
+        }
+
+        var metrics = ml.MulticlassClassification.Evaluate(model.Transform(ml.Data.LoadFromEnumerable(Digits.Rows(2, 90, 0, 1, 2))));
+        Assert.True(double.IsFinite(metrics.LogLoss));
+        mixture.Dispose();
+        retrained.Dispose();
+    }
+
+    [Fact]
     public void A_fixed_all_D4_model_gives_the_same_scores_for_an_image_and_its_eight_transformed_copies()
     {
         var ml = new MLContext(seed: 1);

@@ -408,7 +408,7 @@ public sealed class EquivariantImageClassificationTrainer
                 Remaining = Remaining(watch.Elapsed, step, total),
             });
         };
-        var result = search.Run(template, train, validation, token);
+        using var result = search.Run(template, train, validation, token);
         var epochs = result.History.Select(e => new EquinasEpoch
         {
             Epoch = e.Epoch,
@@ -418,8 +418,24 @@ public sealed class EquivariantImageClassificationTrainer
             TrainAccuracy = e.Train.Accuracy,
             ValidationLoss = e.Validation.Loss,
             ValidationAccuracy = e.Validation.Accuracy,
-        }).ToArray();
-        return (new TrainedNetwork(result.Network), new EquinasHistory { Mode = SearchMode.Differentiable, TopGroup = o.TopGroup.Name, Candidates = [], Epochs = epochs, TrainingTime = watch.Elapsed });
+        }).ToList();
+        if (o.RetrainEpochs > 0)
+        {
+            // The chosen groups, made a chain (each layer's group inside the previous layer's) as a G-CNN needs.
+            var chosen = result.ArgmaxGroups;
+            var chain = new SymmetryGroup[chosen.Count];
+            for (int i = 0; i < chain.Length; i++)
+            {
+                chain[i] = i == 0 ? chosen[0] : chosen[i].Intersect(chain[i - 1]);
+            }
+
+            ch.Info($"Retraining the chosen architecture {string.Join("-", chain.Select(g => g.Name))} (largest z per layer: {string.Join("-", chosen.Select(g => g.Name))}) for {o.RetrainEpochs} epoch(s).");
+            var (network, retrain) = TrainFixedNetwork(template, chain, o.RetrainEpochs, "retrain", SearchMode.Differentiable, train, validation, unchecked(seed + 1), watch, ch, token);
+            epochs.AddRange(retrain);
+            return (new TrainedNetwork(network), new EquinasHistory { Mode = SearchMode.Differentiable, TopGroup = o.TopGroup.Name, Candidates = [], Epochs = epochs, TrainingTime = watch.Elapsed });
+        }
+
+        return (new TrainedNetwork(result.DetachNetwork()), new EquinasHistory { Mode = SearchMode.Differentiable, TopGroup = o.TopGroup.Name, Candidates = [], Epochs = epochs, TrainingTime = watch.Elapsed });
     }
 
     private (TrainedNetwork, EquinasHistory) TrainFixed(NetworkSpec template, ImageDataset train, ImageDataset validation, int seed, Stopwatch watch, IChannel ch, CancellationToken token)
@@ -428,6 +444,16 @@ public sealed class EquivariantImageClassificationTrainer
         var groups = o.LayerGroups is { } names
             ? names.Select(SymmetryGroup.Parse).ToArray()
             : NetworkPresets.Uniform(o.TopGroup, template.Layers.Count).ToArray();
+        var (network, epochs) = TrainFixedNetwork(template, groups, o.Epochs, "epoch", SearchMode.Fixed, train, validation, seed, watch, ch, token);
+        return (new TrainedNetwork(network), new EquinasHistory { Mode = SearchMode.Fixed, TopGroup = o.TopGroup.Name, Candidates = [], Epochs = epochs, TrainingTime = watch.Elapsed });
+    }
+
+    /// <summary>Trains a new network with one group per layer for <paramref name="epochCount"/> epochs; the caller owns the result.</summary>
+    private (GroupCnn Network, List<EquinasEpoch> Epochs) TrainFixedNetwork(
+        NetworkSpec template, IReadOnlyList<SymmetryGroup> groups, double epochCount, string phase, SearchMode mode,
+        ImageDataset train, ImageDataset validation, int seed, Stopwatch watch, IChannel ch, CancellationToken token)
+    {
+        var o = _options;
         NetworkSpec spec;
         try
         {
@@ -444,32 +470,32 @@ public sealed class EquivariantImageClassificationTrainer
         {
             var trainer = new NetworkTrainer(o.TrainingOptions());
             var epochs = new List<EquinasEpoch>();
-            int total = (int)Math.Ceiling(o.Epochs);
-            var names2 = spec.Groups.Select(g => g.Name).ToArray();
+            int total = (int)Math.Ceiling(epochCount);
+            var names = spec.Groups.Select(g => g.Name).ToArray();
             trainer.EpochCompleted += (_, e) =>
             {
                 var v = e.Validation!.Value;
-                epochs.Add(new EquinasEpoch { Epoch = e.Epoch, Phase = "epoch", TrainLoss = e.Train.Loss, TrainAccuracy = e.Train.Accuracy, ValidationLoss = v.Loss, ValidationAccuracy = v.Accuracy });
-                ch.Info($"Epoch {e.Epoch:F2}: validation accuracy {v.Accuracy:P2}, loss {v.Loss:F4}.");
+                epochs.Add(new EquinasEpoch { Epoch = e.Epoch, Phase = phase, TrainLoss = e.Train.Loss, TrainAccuracy = e.Train.Accuracy, ValidationLoss = v.Loss, ValidationAccuracy = v.Accuracy });
+                ch.Info($"Epoch {e.Epoch:F2} ({phase}, {string.Join("-", names)}): validation accuracy {v.Accuracy:P2}, loss {v.Loss:F4}.");
                 Report(new EquinasProgress
                 {
-                    Mode = SearchMode.Fixed,
-                    Phase = "epoch",
+                    Mode = mode,
+                    Phase = phase,
                     Step = epochs.Count,
                     TotalSteps = total,
                     TrainLoss = e.Train.Loss,
                     TrainAccuracy = e.Train.Accuracy,
                     ValidationLoss = v.Loss,
                     ValidationAccuracy = v.Accuracy,
-                    LayerGroups = names2,
+                    LayerGroups = names,
                     Parameters = network.ParameterCount,
                     Elapsed = watch.Elapsed,
                     Remaining = Remaining(watch.Elapsed, epochs.Count, total),
                 });
             };
-            trainer.Fit(network, train, validation, o.Epochs, seed, token);
+            trainer.Fit(network, train, validation, epochCount, seed, token);
             network.eval();
-            return (new TrainedNetwork(network), new EquinasHistory { Mode = SearchMode.Fixed, TopGroup = o.TopGroup.Name, Candidates = [], Epochs = epochs, TrainingTime = watch.Elapsed });
+            return (network, epochs);
         }
         catch
         {
@@ -568,6 +594,14 @@ public sealed class EquivariantImageClassificationTrainer
         /// <summary>Gets or sets the epochs every candidate trains per generation (fractions allowed). Default 0.5.</summary>
         public double EpochsPerGeneration { get; set; } = 0.5;
 
+        /// <summary>
+        /// Gets or sets, for the differentiable search, the epochs of retraining the chosen architecture as an ordinary
+        /// G-CNN after the search: each layer gets its largest-z group (intersected with the previous layer's, so that
+        /// the groups form a chain), and a new network with those groups is trained from scratch, giving a model as
+        /// small and fast as a fixed one. Default 0: the model keeps the learned mixture.
+        /// </summary>
+        public double RetrainEpochs { get; set; }
+
         /// <summary>Gets or sets the Adam learning rate of the mixture logits in the differentiable search. Default 0.01.</summary>
         public double ArchitectureLearningRate { get; set; } = 0.01;
 
@@ -640,6 +674,7 @@ public sealed class EquivariantImageClassificationTrainer
                 case SearchMode.Differentiable:
                     settings[nameof(Epochs)] = Text(Epochs);
                     settings[nameof(ArchitectureLearningRate)] = Text(ArchitectureLearningRate);
+                    settings[nameof(RetrainEpochs)] = Text(RetrainEpochs);
                     break;
                 default:
                     settings[nameof(Epochs)] = Text(Epochs);
@@ -677,6 +712,7 @@ public sealed class EquivariantImageClassificationTrainer
             Require(Generations >= 0, nameof(Generations), "zero or more", Generations);
             Require(EpochsPerGeneration > 0 && double.IsFinite(EpochsPerGeneration), nameof(EpochsPerGeneration), "a positive number", EpochsPerGeneration);
             Require(ArchitectureLearningRate > 0 && double.IsFinite(ArchitectureLearningRate), nameof(ArchitectureLearningRate), "a positive number", ArchitectureLearningRate);
+            Require(RetrainEpochs >= 0 && double.IsFinite(RetrainEpochs), nameof(RetrainEpochs), "zero or a positive number", RetrainEpochs);
             Require(ValidationFraction > 0 && ValidationFraction < 1, nameof(ValidationFraction), "a number strictly between 0 and 1", ValidationFraction);
             Require(ImageHeight is null or > 0, nameof(ImageHeight), "a positive number or null", ImageHeight);
             Require(ImageWidth is null or > 0, nameof(ImageWidth), "a positive number or null", ImageWidth);

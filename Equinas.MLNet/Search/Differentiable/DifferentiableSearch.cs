@@ -21,6 +21,8 @@ internal sealed record DifferentiableEpoch(double Epoch, string Phase, IReadOnly
 /// <summary>The outcome of EquiNAS_D: the trained mixed network (owned; dispose it) and its history.</summary>
 internal sealed class DifferentiableResult : IDisposable
 {
+    private bool _detached;
+
     public DifferentiableResult(MixedGroupCnn network, IReadOnlyList<SymmetryGroup> argmaxGroups, IReadOnlyList<DifferentiableEpoch> history, FinalArchitecture final)
     {
         Network = network;
@@ -39,7 +41,20 @@ internal sealed class DifferentiableResult : IDisposable
 
     public FinalArchitecture Final { get; }
 
-    public void Dispose() => Network.Dispose();
+    /// <summary>Hands the network to the caller (who then owns it); disposing this result no longer disposes it.</summary>
+    public MixedGroupCnn DetachNetwork()
+    {
+        _detached = true;
+        return Network;
+    }
+
+    public void Dispose()
+    {
+        if (!_detached)
+        {
+            Network.Dispose();
+        }
+    }
 }
 
 /// <summary>
