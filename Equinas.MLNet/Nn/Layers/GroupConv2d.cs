@@ -11,13 +11,12 @@ namespace Equinas.MLNet.Nn.Layers;
 /// kernel <c>O x I x |G| x k x k</c> expanded into one conv2d filter <c>(O |G|) x (I |G|) x k x k</c> whose block
 /// (g, h) is <c>psi(g^-1 h, g^-1 u)</c>. Bias shared over the group axis. Stride 1, "same" padding, odd k.
 /// </summary>
-internal sealed class GroupConv2d : EquivariantModule
+internal sealed class GroupConv2d : ExpandedConvolution
 {
 #pragma warning disable IDE1006 // Field names are state_dict keys (a saved-format contract).
     private readonly Parameter weight;
     private readonly Parameter? bias;
 #pragma warning restore IDE1006
-    private readonly FrozenFilter _frozen = new();
 
     public GroupConv2d(int inFields, int outFields, SymmetryGroup group, int kernelSize, bool hasBias = true)
         : base(nameof(GroupConv2d))
@@ -50,53 +49,17 @@ internal sealed class GroupConv2d : EquivariantModule
 
     public override SymmetryGroup? OutputGroup => Group;
 
-    /// <summary>Whether the expanded filter is held for inference (see <see cref="FreezeForInference"/>).</summary>
-    public bool IsFrozen => _frozen.IsSet;
-
     public override Tensor forward(Tensor input)
     {
         CheckFeatureMap(input, Group, InFields, nameof(GroupConv2d));
-        if (_frozen.IsSet && !training)
-        {
-            return Convolve(input, _frozen.Filter!, _frozen.Bias, OutFields, Group.Order, KernelSize);
-        }
-
-        _frozen.Clear();
-        return Functional(input, weight, bias, Group);
+        return Apply(input);
     }
 
-    /// <summary>
-    /// Expands the filter once and uses it for every later forward in evaluation mode, saving the expansion per call
-    /// (most of the cost of one-image inference). Switching to training mode drops it; call again after changing
-    /// weights by hand.
-    /// </summary>
-    public void FreezeForInference()
-    {
-        using var noGrad = torch.no_grad();
-        using var scope = NewDisposeScope();
-        _frozen.Set(ExpandFilter(weight, Group), bias is null ? null : ConvArguments.ExpandBias(bias, Group.Order));
-    }
+    protected override (Tensor Filter, Tensor? Bias) Expand() =>
+        (ExpandFilter(weight, Group), bias is null ? null : ConvArguments.ExpandBias(bias, Group.Order));
 
-    /// <summary>Sets training or evaluation mode; training mode drops the frozen filter.</summary>
-    public override void train(bool on = true)
-    {
-        if (on)
-        {
-            _frozen.Clear();
-        }
-
-        base.train(on);
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            _frozen.Clear();
-        }
-
-        base.Dispose(disposing);
-    }
+    protected override Tensor Convolve(Tensor input, Tensor filter, Tensor? expandedBias) =>
+        Convolve(input, filter, expandedBias, OutFields, Group.Order, KernelSize);
 
     /// <summary>
     /// Expands a kernel <c>O x I x |G| x k x k</c> into a conv2d filter <c>(O |G|) x (I |G|) x k x k</c>; with a

@@ -11,13 +11,12 @@ namespace Equinas.MLNet.Nn.Layers;
 /// The kernel <c>F x C x k x k</c> is expanded into one conv2d filter holding a transformed copy per element of G;
 /// the bias is shared over the group axis. Stride 1, "same" padding, odd k: exactly equivariant for every size.
 /// </summary>
-internal sealed class LiftingConv2d : EquivariantModule
+internal sealed class LiftingConv2d : ExpandedConvolution
 {
 #pragma warning disable IDE1006, SA1300 // Field names are state_dict keys (a saved-format contract).
     private readonly Parameter weight;
     private readonly Parameter? bias;
 #pragma warning restore IDE1006, SA1300
-    private readonly FrozenFilter _frozen = new();
 
     public LiftingConv2d(int inChannels, int outFields, SymmetryGroup group, int kernelSize, bool hasBias = true)
         : base(nameof(LiftingConv2d))
@@ -59,49 +58,14 @@ internal sealed class LiftingConv2d : EquivariantModule
                 nameof(input));
         }
 
-        if (_frozen.IsSet && !training)
-        {
-            return Convolve(input, _frozen.Filter!, _frozen.Bias, OutFields, Group.Order, KernelSize);
-        }
-
-        _frozen.Clear();
-        return Functional(input, weight, bias, Group);
+        return Apply(input);
     }
 
-    /// <summary>Whether the expanded filter is held for inference (see <see cref="FreezeForInference"/>).</summary>
-    public bool IsFrozen => _frozen.IsSet;
+    protected override (Tensor Filter, Tensor? Bias) Expand() =>
+        (ExpandFilter(weight, Group), bias is null ? null : ConvArguments.ExpandBias(bias, Group.Order));
 
-    /// <summary>
-    /// Expands the filter once and uses it for every later forward in evaluation mode. Switching to training mode
-    /// drops it; call again after changing weights by hand.
-    /// </summary>
-    public void FreezeForInference()
-    {
-        using var noGrad = torch.no_grad();
-        using var scope = NewDisposeScope();
-        _frozen.Set(ExpandFilter(weight, Group), bias is null ? null : ConvArguments.ExpandBias(bias, Group.Order));
-    }
-
-    /// <summary>Sets training or evaluation mode; training mode drops the frozen filter.</summary>
-    public override void train(bool on = true)
-    {
-        if (on)
-        {
-            _frozen.Clear();
-        }
-
-        base.train(on);
-    }
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing)
-        {
-            _frozen.Clear();
-        }
-
-        base.Dispose(disposing);
-    }
+    protected override Tensor Convolve(Tensor input, Tensor filter, Tensor? expandedBias) =>
+        Convolve(input, filter, expandedBias, OutFields, Group.Order, KernelSize);
 
     /// <summary>
     /// Expands a lifting kernel <c>F x C x k x k</c> into a conv2d filter <c>(F |G|) x C x k x k</c>; with a

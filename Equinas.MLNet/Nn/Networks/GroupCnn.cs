@@ -175,22 +175,14 @@ internal sealed class GroupCnn : EquivariantModule
 
     /// <summary>
     /// Switches to evaluation mode and makes every convolution keep its expanded filter (see
-    /// <see cref="GroupConv2d.FreezeForInference"/>), for models that only predict. Training mode drops the filters.
+    /// <see cref="ExpandedConvolution.FreezeForInference"/>), for models that only predict. Training mode drops the filters.
     /// </summary>
     public void FreezeForInference()
     {
         eval();
-        foreach (var module in modules())
+        foreach (var conv in modules().OfType<ExpandedConvolution>())
         {
-            switch (module)
-            {
-                case GroupConv2d conv:
-                    conv.FreezeForInference();
-                    break;
-                case LiftingConv2d lifting:
-                    lifting.FreezeForInference();
-                    break;
-            }
+            conv.FreezeForInference();
         }
     }
 
