@@ -9,6 +9,10 @@ using ImageFolderPrediction;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 
+// One row at a time means batch-1 forwards, which run faster on one libtorch thread (docs/benchmarks.md); set it
+// before any tensor work.
+TorchSharp.torch.set_num_threads(1);
+
 string modelPath = "EquinasModel.zip";
 var inputs = new List<string>();
 for (int i = 0; i < args.Length; i++)
