@@ -268,6 +268,34 @@ public sealed class TrainerTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void MLContext_cancellation_also_stops_training()
+    {
+        // MLContext.CancelExecution is internal to ML.NET (tools such as Model Builder call it); reached by reflection here.
+        var cancel = typeof(MLContext).GetMethod("CancelExecution", System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.NonPublic);
+        Assert.NotNull(cancel);
+        var ml = new MLContext(seed: 1);
+        var options = Small(SearchMode.Fixed);
+        options.Epochs = 200;
+        var started = new ManualResetEventSlim();
+        ml.Log += (_, e) =>
+        {
+            if (e.Message.Contains("training on", StringComparison.Ordinal))
+            {
+                started.Set();
+            }
+        };
+        var data = ml.Data.LoadFromEnumerable(Digits.Rows(0, 1000, 0, 1, 2));
+        var fit = Task.Run(() => Digits.MapLabel(ml).Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(options)).Fit(data));
+        Assert.True(started.Wait(TimeSpan.FromMinutes(2)));
+        Thread.Sleep(300);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        cancel.Invoke(ml, null);
+        Assert.ThrowsAny<OperationCanceledException>(() => fit.GetAwaiter().GetResult());
+        output.WriteLine($"stopped {watch.ElapsedMilliseconds} ms after MLContext cancelled");
+        Assert.True(watch.ElapsedMilliseconds < 3000, $"took {watch.ElapsedMilliseconds} ms to stop");
+    }
+
+    [Fact]
     public void Cross_validation_works_unchanged()
     {
         var ml = new MLContext(seed: 1);

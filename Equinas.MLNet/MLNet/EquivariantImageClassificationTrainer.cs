@@ -193,7 +193,7 @@ public sealed class EquivariantImageClassificationTrainer
         var o = _options;
         using var ch = Host.Start("Training");
         using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(o.CancellationToken);
-        using var poll = new Timer(_ => PollHost(cancellation), null, 100, 100);
+        using var watcher = new HostCancellationWatcher(Host, cancellation);
         var token = cancellation.Token;
         void CheckAlive()
         {
@@ -509,27 +509,45 @@ public sealed class EquivariantImageClassificationTrainer
     private static TimeSpan Remaining(TimeSpan elapsed, int done, int total) =>
         done <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks(elapsed.Ticks / done * Math.Max(0, total - done));
 
-    private void PollHost(CancellationTokenSource cancellation)
+    /// <summary>
+    /// Turns MLContext's own cancellation (CancelExecution, which tools call) into the training token: a dedicated
+    /// background thread (not the thread pool, which training can starve) polls the host every 50 ms.
+    /// </summary>
+    private sealed class HostCancellationWatcher : IDisposable
     {
-        try
-        {
-            Host.CheckAlive();
-        }
-        catch (OperationCanceledException)
-        {
-            TryCancel(cancellation);
-        }
-    }
+        private readonly ManualResetEventSlim _stop = new();
+        private readonly Thread? _thread;
 
-    private static void TryCancel(CancellationTokenSource cancellation)
-    {
-        try
+        public HostCancellationWatcher(IHost host, CancellationTokenSource cancellation)
         {
-            cancellation.Cancel();
+            if (host is not ICancelable cancelable)
+            {
+                return;
+            }
+
+            _thread = new Thread(() =>
+            {
+                while (!_stop.Wait(50))
+                {
+                    if (cancelable.IsCanceled)
+                    {
+                        cancellation.Cancel();
+                        return;
+                    }
+                }
+            })
+            {
+                IsBackground = true,
+                Name = "Equinas host cancellation",
+            };
+            _thread.Start();
         }
-        catch (ObjectDisposedException)
+
+        public void Dispose()
         {
-            // Training has finished.
+            _stop.Set();
+            _thread?.Join();
+            _stop.Dispose();
         }
     }
 
