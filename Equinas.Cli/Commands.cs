@@ -105,11 +105,11 @@ internal static class Commands
             ValidationSet = validationRows.Count > 0 ? preprocessing.Transform(ImagePipeline.ToDataView(ml, validationRows)) : null,
             CancellationToken = token,
         };
-        var trainer = ml.MulticlassClassification.Trainers.EquivariantImageClassification(options);
-
         var predictor = await ProgressView.RunAsync($"training ({s.Mode}, top group {s.Group})", progress =>
         {
+            // The catalog copies the options, so the progress sink is set before the trainer is made.
             options.Progress = progress;
+            var trainer = ml.MulticlassClassification.Trainers.EquivariantImageClassification(options);
             return trainer.Fit(preprocessing.Transform(trainView));
         }).ConfigureAwait(false);
 

@@ -7,6 +7,8 @@ namespace Equinas.MLNet.Tests.Cli;
 [Collection("Console")]
 public sealed class CliTests(ITestOutputHelper output)
 {
+    private string _lastOutput = "";
+
     private int Run(params string[] args)
     {
         var writer = new StringWriter();
@@ -16,7 +18,8 @@ public sealed class CliTests(ITestOutputHelper output)
         {
             int code = Equinas.Cli.Cli.Build().Parse(args).Invoke();
             output.WriteLine($"equinas {string.Join(' ', args)} -> {code}");
-            output.WriteLine(writer.ToString());
+            _lastOutput = writer.ToString();
+            output.WriteLine(_lastOutput);
             return code;
         }
         finally
@@ -38,6 +41,7 @@ public sealed class CliTests(ITestOutputHelper output)
 
             Assert.Equal(0, Run("train", "--data", pngs, "--mode", "fixed", "--epochs", "1", "--channels", "8,16,16", "--out", model, "--report", Path.Combine(root, "report")));
             Assert.True(File.Exists(model));
+            Assert.Contains("epoch 1", _lastOutput, StringComparison.Ordinal);
             Assert.Empty(Directory.GetFiles(root, "*.tmp*"));
 
             Assert.Equal(0, Run("evaluate", "--model", model, "--data", pngs));
