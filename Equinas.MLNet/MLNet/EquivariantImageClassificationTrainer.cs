@@ -323,8 +323,16 @@ public sealed class EquivariantImageClassificationTrainer
             Seed = seed,
         });
         int total = o.Generations + 1;
+        int candidatesSoFar = 0;
         search.GenerationCompleted += (_, g) =>
         {
+            // Generations grow from one network to several children per survivor: estimate the time left from the
+            // time per candidate so far and a next generation of about four candidates per survivor (a copy and
+            // relaxations), duplicates not counted.
+            candidatesSoFar += g.Candidates.Count;
+            var perCandidate = watch.Elapsed / Math.Max(1, candidatesSoFar);
+            int expected = Math.Max(g.Candidates.Count, Math.Min(o.PopulationSize, g.Candidates.Count) * 4);
+            var remaining = perCandidate * expected * (total - g.Generation - 1);
             var best = g.Best;
             ch.Info($"Generation {g.Generation}/{o.Generations}: {g.Candidates.Count} candidates; best {string.Join("-", best.Groups)}, validation accuracy {best.ValidationAccuracy:P2}, loss {best.ValidationLoss:F4}.");
             Report(new EquinasProgress
@@ -341,7 +349,7 @@ public sealed class EquivariantImageClassificationTrainer
                 LayerGroups = best.Groups,
                 Parameters = best.Parameters,
                 Elapsed = watch.Elapsed,
-                Remaining = Remaining(watch.Elapsed, g.Generation + 1, total),
+                Remaining = remaining,
             });
         };
         var result = search.Run(template, train, validation, token);
