@@ -248,21 +248,11 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
             throw new InvalidOperationException($"The Equinas model produces VBuffer<Single> scores, not {typeof(TDst).Name}.");
         }
 
-        var expected = Input.Kind switch
-        {
-            FeatureKind.Pixels or FeatureKind.Flat => typeof(VBuffer<float>),
-            FeatureKind.Image => typeof(MLImage),
-            _ => typeof(VBuffer<byte>),
-        };
-        if (typeof(TSrc) != expected)
-        {
-            throw new ArgumentException($"Feature column '{Input.Column}' must hold {_inputType} values ({expected.Name}); found {typeof(TSrc).Name}.");
-        }
-
+        var read = Input.ReaderFor<TSrc>();
         ValueMapper<TSrc, VBuffer<float>> map = (in TSrc source, ref VBuffer<float> destination) =>
         {
             var pixels = new float[Input.Size];
-            Input.Read(source, pixels, -1);
+            read(source, pixels, -1);
             var scores = PredictBatch(pixels, 1);
             var editor = VBufferEditor.Create(ref destination, ClassCount);
             scores.AsSpan().CopyTo(editor.Values);

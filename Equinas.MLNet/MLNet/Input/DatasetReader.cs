@@ -187,43 +187,23 @@ internal static class DatasetReader
     /// <summary>A reader that copies the current row's feature value into a span, with the row position for messages.</summary>
     internal static SpanReader FeatureGetter(DataViewRow row, DataViewSchema.Column column, InputSpec spec)
     {
-        switch (spec.Kind)
+        return spec.Kind switch
         {
-            case FeatureKind.Pixels or FeatureKind.Flat:
-            {
-                var getter = row.GetGetter<VBuffer<float>>(column);
-                VBuffer<float> value = default;
-                return (destination, position) =>
-                {
-                    getter(ref value);
-                    spec.Read(value, destination, position);
-                };
-            }
+            FeatureKind.Pixels or FeatureKind.Flat => Make<VBuffer<float>>(),
+            FeatureKind.Image => Make<MLImage>(),
+            _ => Make<VBuffer<byte>>(),
+        };
 
-            case FeatureKind.Image:
+        SpanReader Make<T>()
+        {
+            var getter = row.GetGetter<T>(column);
+            var read = spec.ReaderFor<T>();
+            T value = default!;
+            return (destination, position) =>
             {
-                var getter = row.GetGetter<MLImage>(column);
-                MLImage value = null!;
-                return (destination, position) =>
-                {
-                    getter(ref value);
-                    spec.Read(value, destination, position);
-                };
-            }
-
-            case FeatureKind.Bytes:
-            {
-                var getter = row.GetGetter<VBuffer<byte>>(column);
-                VBuffer<byte> value = default;
-                return (destination, position) =>
-                {
-                    getter(ref value);
-                    spec.Read(value, destination, position);
-                };
-            }
-
-            default:
-                throw new InvalidOperationException($"Unknown feature kind {spec.Kind}.");
+                getter(ref value);
+                read(value, destination, position);
+            };
         }
     }
 

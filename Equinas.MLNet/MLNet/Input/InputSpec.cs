@@ -30,6 +30,9 @@ internal enum FeatureKind
 /// </summary>
 internal sealed record InputSpec
 {
+    /// <summary>Copies one feature value into planar floats; <c>row</c> is the row position for messages (-1: unknown).</summary>
+    public delegate void ValueReader<T>(in T value, Span<float> destination, long row);
+
     public required FeatureKind Kind { get; init; }
 
     /// <summary>The feature column's name at training time (for messages).</summary>
@@ -228,28 +231,34 @@ internal sealed record InputSpec
         }
     }
 
-    /// <summary>
-    /// Copies one raw feature value into <paramref name="destination"/> (C·H·W floats, planar), checking its size and
-    /// that every value is finite. <paramref name="row"/> is the row position for messages.
-    /// </summary>
-    public void Read<T>(in T value, Span<float> destination, long row)
+    /// <summary>The CLR type of this kind's column values (what an ML.NET getter delivers).</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public Type RawType => Kind switch
     {
-        switch (value)
+        FeatureKind.Pixels or FeatureKind.Flat => typeof(VBuffer<float>),
+        FeatureKind.Image => typeof(MLImage),
+        _ => typeof(VBuffer<byte>),
+    };
+
+    /// <summary>
+    /// The reader for this kind's values of type <typeparamref name="T"/>, chosen once: it copies one value into a span
+    /// of C·H·W floats (planar), checking its size and that every value is finite, or that it decodes.
+    /// </summary>
+    /// <exception cref="ArgumentException"><typeparamref name="T"/> is not <see cref="RawType"/>.</exception>
+    public ValueReader<T> ReaderFor<T>()
+    {
+        if (typeof(T) != RawType)
         {
-            case VBuffer<float> vector:
-                ReadVector(vector, destination, row);
-                break;
-            case MLImage image:
-                ReadImage(image, destination, row);
-                break;
-            case VBuffer<byte> bytes:
-                ReadBytes(bytes, destination, row);
-                break;
-            case null:
-                throw new InvalidDataException($"{RowName(row)} of feature column '{Column}' holds no image (null).");
-            default:
-                throw new InvalidOperationException($"Feature column '{Column}' delivered a {value.GetType().Name}; expected {Kind} values.");
+            throw new ArgumentException($"Feature column '{Column}' must hold {ColumnType()} values ({RawType.Name}); found {typeof(T).Name}.");
         }
+
+        Delegate reader = Kind switch
+        {
+            FeatureKind.Pixels or FeatureKind.Flat => (ValueReader<VBuffer<float>>)ReadVector,
+            FeatureKind.Image => (ValueReader<MLImage>)ReadImage,
+            _ => (ValueReader<VBuffer<byte>>)ReadBytes,
+        };
+        return (ValueReader<T>)reader;
     }
 
     private void ReadVector(in VBuffer<float> vector, Span<float> destination, long row)
@@ -285,8 +294,13 @@ internal sealed record InputSpec
         }
     }
 
-    private void ReadImage(MLImage image, Span<float> destination, long row)
+    private void ReadImage(in MLImage image, Span<float> destination, long row)
     {
+        if (image is null)
+        {
+            throw new InvalidDataException($"{RowName(row)} of feature column '{Column}' holds no image (null).");
+        }
+
         if (image.Width != Width || image.Height != Height)
         {
             throw new InvalidDataException(
