@@ -1,22 +1,21 @@
 #nullable enable
 using Microsoft.ML.Runtime;
 using TorchSharp;
-using static TorchSharp.torch;
 
 namespace Equinas.MLNet;
 
 /// <summary>
-/// Picks the TorchSharp device from MLContext's <c>GpuDeviceId</c> and <c>FallbackToCpu</c>, at training and again at
-/// load time. This version of the engine runs on the CPU: when a GPU is asked for, it falls back to the CPU with a
-/// warning if <c>FallbackToCpu</c> is set, and otherwise stops with an error that says what to change.
+/// Honours MLContext's <c>GpuDeviceId</c> and <c>FallbackToCpu</c> at training and again at load time. This version of
+/// the engine runs on the CPU: when a GPU is asked for, it falls back to the CPU with a warning if
+/// <c>FallbackToCpu</c> is set, and otherwise stops with an error that says what to change.
 /// </summary>
 internal static class DeviceSelector
 {
-    public static Device Choose(IHostEnvironment environment, IChannel channel)
+    public static void CheckCpuOnly(IHostEnvironment environment, IChannel channel)
     {
         if (environment is not IHostEnvironmentInternal { GpuDeviceId: int id } settings)
         {
-            return CPU;
+            return;
         }
 
         string why = torch.cuda.is_available()
@@ -25,7 +24,7 @@ internal static class DeviceSelector
         if (settings.FallbackToCpu)
         {
             channel.Warning($"MLContext.GpuDeviceId is {id} but {why}; running on the CPU because MLContext.FallbackToCpu is true.");
-            return CPU;
+            return;
         }
 
         throw new NotSupportedException($"MLContext.GpuDeviceId is {id} but {why}. Set MLContext.FallbackToCpu = true (or leave GpuDeviceId null) to run on the CPU.");

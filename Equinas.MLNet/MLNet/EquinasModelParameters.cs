@@ -58,7 +58,6 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
     };
 
     private readonly TrainedNetwork _network;
-    private readonly Device _device;
     private readonly DataViewType _inputType;
     private readonly VectorDataViewType _outputType;
     private int _disposed;
@@ -77,7 +76,7 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         _inputType = input.ColumnType();
         _outputType = new VectorDataViewType(NumberDataViewType.Single, classes);
         using var ch = Host.Start("Device");
-        _device = DeviceSelector.Choose(env, ch);
+        DeviceSelector.CheckCpuOnly(env, ch);
         Prepare();
     }
 
@@ -127,7 +126,7 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
             _inputType = Input.ColumnType();
             _outputType = new VectorDataViewType(NumberDataViewType.Single, ClassCount);
             using var ch = Host.Start("Device");
-            _device = DeviceSelector.Choose(env, ch);
+            DeviceSelector.CheckCpuOnly(env, ch);
             Prepare();
         }
         catch
@@ -272,23 +271,13 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         using var noGrad = torch.no_grad();
         using var scope = torch.NewDisposeScope();
         var images = torch.tensor(rawPixels, [count, Input.Channels, Input.Height, Input.Width]);
-        if (_device.type != DeviceType.CPU)
-        {
-            images = images.to(_device);
-        }
-
-        var probabilities = nn.functional.softmax(_network.Network.call(images), 1).cpu();
+        var probabilities = nn.functional.softmax(_network.Network.call(images), 1);
         return probabilities.data<float>().ToArray();
     }
 
-    /// <summary>Moves the network to the chosen device and builds inference caches now, so that concurrent first calls do not race.</summary>
+    /// <summary>Builds the inference caches now, so that concurrent first calls do not race.</summary>
     private void Prepare()
     {
-        if (_device.type != DeviceType.CPU)
-        {
-            _network.Network.to(_device);
-        }
-
         _network.Network.eval();
         if (_network.Network is GroupCnn fixedNetwork)
         {

@@ -203,7 +203,7 @@ public sealed class EquivariantImageClassificationTrainer
 
         using (var device = Host.Start("Device"))
         {
-            DeviceSelector.Choose(Host, device);
+            DeviceSelector.CheckCpuOnly(Host, device);
         }
 
         int seed = o.Seed ?? Host.Rand.Next();
