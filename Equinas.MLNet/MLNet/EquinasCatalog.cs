@@ -60,12 +60,7 @@ public static class EquinasCatalog
     public static EquivariantImageClassificationTrainer EquinasEvolve(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         EquivariantImageClassificationTrainer.Options options)
-    {
-        Contracts.CheckValue(options, nameof(options));
-        var copy = options.Clone();
-        copy.SearchMode = SearchMode.Evolutionary;
-        return EquivariantImageClassification(catalog, copy);
-    }
+        => Create(catalog, options, SearchMode.Evolutionary);
 
     /// <summary>
     /// Creates an <see cref="EquivariantImageClassificationTrainer"/> that learns each layer's symmetry with its
@@ -106,12 +101,7 @@ public static class EquinasCatalog
     public static EquivariantImageClassificationTrainer EquinasDifferentiable(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         EquivariantImageClassificationTrainer.Options options)
-    {
-        Contracts.CheckValue(options, nameof(options));
-        var copy = options.Clone();
-        copy.SearchMode = SearchMode.Differentiable;
-        return EquivariantImageClassification(catalog, copy);
-    }
+        => Create(catalog, options, SearchMode.Differentiable);
 
     /// <summary>
     /// Creates an <see cref="EquivariantImageClassificationTrainer"/> in any <see cref="SearchMode"/>, including
@@ -123,9 +113,16 @@ public static class EquinasCatalog
     public static EquivariantImageClassificationTrainer EquivariantImageClassification(
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         EquivariantImageClassificationTrainer.Options options)
+        => Create(catalog, options, mode: null);
+
+    /// <summary>A trainer over a copy of the options (later changes to the caller's object do not reach it), in <paramref name="mode"/> when given.</summary>
+    private static EquivariantImageClassificationTrainer Create(
+        MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog, EquivariantImageClassificationTrainer.Options options, SearchMode? mode)
     {
         Contracts.CheckValue(catalog, nameof(catalog));
         Contracts.CheckValue(options, nameof(options));
-        return new EquivariantImageClassificationTrainer(catalog.GetEnvironment(), options.Clone());
+        var copy = options.Clone();
+        copy.SearchMode = mode ?? copy.SearchMode;
+        return new EquivariantImageClassificationTrainer(catalog.GetEnvironment(), copy);
     }
 }
