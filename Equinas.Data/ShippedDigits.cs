@@ -106,8 +106,21 @@ public sealed class ShippedDigits
     public IReadOnlyList<DigitImage> Plain(DigitSplit split) =>
         Enumerable.Range(0, Count)
             .Where(i => _splits[i] == (byte)split)
-            .Select(i => new DigitImage(_labels[i], _pixels.AsSpan(i * Size * Size, Size * Size).ToArray().Select(b => b / 255f).ToArray()))
+            .Select(i => new DigitImage(_labels[i], Scaled(i)))
             .ToArray();
+
+    /// <summary>Digit <paramref name="index"/>'s pixels scaled from 0-255 to [0, 1].</summary>
+    private float[] Scaled(int index)
+    {
+        var pixels = new float[Size * Size];
+        var source = _pixels.AsSpan(index * pixels.Length, pixels.Length);
+        for (int p = 0; p < pixels.Length; p++)
+        {
+            pixels[p] = source[p] / 255f;
+        }
+
+        return pixels;
+    }
 
     /// <summary>
     /// The digits of one split, each rotated about the image centre by an angle drawn uniformly from [0, 360) degrees

@@ -74,6 +74,8 @@ internal static class MLNetBenchmark
             torch.tensor(set.Select(r => (long)r.Digit - 1).ToArray()),
             10);
 
+        // The network the trainer builds for these options: the small preset, all-D4, 10 classes.
+        var spec = NetworkPresets.Small(NetworkPresets.Uniform(Equinas.MLNet.Groups.SymmetryGroup.D4, 5), classes: 10);
         var fitSeconds = new List<double>();
         var engineSeconds = new List<double>();
         var transformSeconds = new List<double>();
@@ -88,7 +90,7 @@ internal static class MLNetBenchmark
                 using var trainSet = Tensors(train);
                 using var validationSet = Tensors(validation);
                 torch.manual_seed(3);
-                using var network = new GroupCnn(NetworkSpec.FromChannels(1, NetworkPresets.Uniform(Equinas.MLNet.Groups.SymmetryGroup.D4, 5), [16, 32, 32, 64, 64], 5, [1, 3], 10, 32));
+                using var network = new GroupCnn(spec);
                 new NetworkTrainer(new TrainingOptions { BatchSize = o.Batch }).Fit(network, trainSet, validationSet, o.Epochs, 3, CancellationToken.None);
             }));
 
@@ -109,7 +111,7 @@ internal static class MLNetBenchmark
             {
                 using var all = Tensors(rows);
                 torch.manual_seed(3);
-                using var network = new GroupCnn(NetworkSpec.FromChannels(1, NetworkPresets.Uniform(Equinas.MLNet.Groups.SymmetryGroup.D4, 5), [16, 32, 32, 64, 64], 5, [1, 3], 10, 32));
+                using var network = new GroupCnn(spec);
                 network.eval();
                 using var noGrad = torch.no_grad();
                 for (long start = 0; start < all.Count; start += 256)
