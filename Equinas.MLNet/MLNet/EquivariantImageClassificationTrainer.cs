@@ -257,7 +257,7 @@ public sealed class EquivariantImageClassificationTrainer
                     ch.Warning($"Label column '{o.LabelColumnName}' has key values in only one of the training and validation data; make sure both were mapped by the same MapValueToKey.");
                 }
 
-                var rawValidation = DatasetReader.Read(validationData, spec with { Column = o.FeatureColumnName }, o.LabelColumnName, CheckAlive);
+                var rawValidation = DatasetReader.Read(validationData, spec, o.LabelColumnName, CheckAlive);
                 if (rawValidation.Count == 0)
                 {
                     throw new ArgumentException($"The validation data has no rows with a label in column '{o.LabelColumnName}'.", nameof(validationData));

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Equinas.Benchmarks.Data;
 using Equinas.MLNet;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search.Training;
@@ -41,14 +40,13 @@ internal static class MLNetBenchmark
         Console.WriteLine($"mlnet: fixed all-D4 small network, {o.Epochs} epoch(s), batch {o.Batch}; {o.Rounds} rounds, ML.NET and engine interleaved");
         Console.WriteLine(Measure.MachineLine(o.Threads));
 
-        var digits = ShippedDigits.Load();
-        var rows = Enumerable.Range(0, digits.Count).Select(i => new BenchDigit
-        {
-            Features = digits.Pixels.AsSpan(i * 784, 784).ToArray().Select(b => b / 255f).ToArray(),
-            Digit = (uint)digits.Labels[i] + 1,
-        }).ToArray();
-        var train = rows.Where((_, i) => digits.Splits[i] == 0).ToArray();
-        var validation = rows.Where((_, i) => digits.Splits[i] == 1).ToArray();
+        var digits = Equinas.Data.ShippedDigits.Load();
+        BenchDigit[] Rows(Equinas.Data.DigitSplit split) => digits.Plain(split)
+            .Select(d => new BenchDigit { Features = d.Pixels, Digit = (uint)d.Label + 1 })
+            .ToArray();
+        var train = Rows(Equinas.Data.DigitSplit.Train);
+        var validation = Rows(Equinas.Data.DigitSplit.Validation);
+        var rows = train.Concat(validation).Concat(Rows(Equinas.Data.DigitSplit.Test)).ToArray();
 
         var ml = new MLContext(seed: 1);
         var schema = SchemaDefinition.Create(typeof(BenchDigit));

@@ -1,4 +1,3 @@
-using System.IO.Compression;
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Groups.Actions;
 using Equinas.MLNet.Search.Training;
@@ -16,102 +15,33 @@ internal enum DigitSplit
 }
 
 /// <summary>
-/// The 10,000 MNIST digits shipped in <c>data/mnist-digits.bin.gz</c> (format in <c>tools/make-digits.mjs</c>), with
-/// deterministic variants: rotated by a continuous angle (the rotated-MNIST setting) or moved by a random element of a
-/// subgroup of D4.
+/// The shipped digits (read by Equinas.Data) as engine datasets, with the variants the experiments use: rotated by a
+/// continuous angle with libtorch's bilinear sampler (the rotated-MNIST setting of the recorded results) or moved by a
+/// random element of a subgroup of D4.
 /// </summary>
 internal sealed class ShippedDigits
 {
-    private ShippedDigits(byte[] labels, byte[] splits, byte[] pixels, int height, int width)
+    private readonly Equinas.Data.ShippedDigits _digits;
+
+    private ShippedDigits(Equinas.Data.ShippedDigits digits)
     {
-        Labels = labels;
-        Splits = splits;
-        Pixels = pixels;
-        Height = height;
-        Width = width;
+        _digits = digits;
     }
 
-    public byte[] Labels { get; }
+    public int Height => Equinas.Data.ShippedDigits.Size;
 
-    public byte[] Splits { get; }
+    public int Width => Equinas.Data.ShippedDigits.Size;
 
-    public byte[] Pixels { get; }
-
-    public int Height { get; }
-
-    public int Width { get; }
-
-    public int Count => Labels.Length;
-
-    /// <summary>Finds <c>data/mnist-digits.bin.gz</c> in the current directory or one of its parents.</summary>
-    public static string FindFile()
-    {
-        for (var dir = new DirectoryInfo(Directory.GetCurrentDirectory()); dir is not null; dir = dir.Parent)
-        {
-            var path = Path.Combine(dir.FullName, "data", "mnist-digits.bin.gz");
-            if (File.Exists(path))
-            {
-                return path;
-            }
-        }
-
-        throw new FileNotFoundException("data/mnist-digits.bin.gz was not found in the current directory or its parents; run from the repository.");
-    }
-
-    /// <summary>Reads and checks the file.</summary>
-    /// <exception cref="InvalidDataException">The file is truncated or not in the expected format.</exception>
-    public static ShippedDigits Load(string? path = null)
-    {
-        path ??= FindFile();
-        using var file = File.OpenRead(path);
-        using var gzip = new GZipStream(file, CompressionMode.Decompress);
-        using var reader = new BinaryReader(gzip);
-        var magic = new string(reader.ReadChars(8));
-        if (magic != "EQDIGIT1")
-        {
-            throw new InvalidDataException($"{path}: expected the header 'EQDIGIT1', found '{magic}'.");
-        }
-
-        int count = reader.ReadInt32(), height = reader.ReadInt32(), width = reader.ReadInt32();
-        if (count <= 0 || height <= 0 || width <= 0)
-        {
-            throw new InvalidDataException($"{path}: invalid sizes {count} x {height} x {width}.");
-        }
-
-        byte[] ReadExactly(int n, string what)
-        {
-            var bytes = reader.ReadBytes(n);
-            return bytes.Length == n ? bytes : throw new InvalidDataException($"{path}: truncated {what}: expected {n} bytes, found {bytes.Length}.");
-        }
-
-        var labels = ReadExactly(count, "labels");
-        var splits = ReadExactly(count, "split");
-        var pixels = ReadExactly(count * height * width, "pixels");
-        if (labels.Any(l => l > 9) || splits.Any(s => s > 2))
-        {
-            throw new InvalidDataException($"{path}: labels must be 0-9 and split codes 0-2.");
-        }
-
-        return new ShippedDigits(labels, splits, pixels, height, width);
-    }
+    /// <summary>Reads the digits embedded in Equinas.Data.</summary>
+    public static ShippedDigits Load() => new(Equinas.Data.ShippedDigits.Load());
 
     /// <summary>The digits of one split as a dataset with pixels scaled to [0, 1], unchanged.</summary>
     public ImageDataset Dataset(DigitSplit split)
     {
-        var rows = Enumerable.Range(0, Count).Where(i => Splits[i] == (byte)split).ToArray();
-        int size = Height * Width;
-        var pixels = new float[rows.Length * size];
-        var labels = new long[rows.Length];
-        for (int n = 0; n < rows.Length; n++)
-        {
-            labels[n] = Labels[rows[n]];
-            for (int p = 0; p < size; p++)
-            {
-                pixels[(n * size) + p] = Pixels[(rows[n] * size) + p] / 255f;
-            }
-        }
-
-        return new ImageDataset(torch.tensor(pixels, [rows.Length, 1, Height, Width]), torch.tensor(labels), 10);
+        var digits = _digits.Plain((Equinas.Data.DigitSplit)split);
+        var pixels = digits.SelectMany(d => d.Pixels).ToArray();
+        var labels = digits.Select(d => (long)d.Label).ToArray();
+        return new ImageDataset(torch.tensor(pixels, [digits.Count, 1, Height, Width]), torch.tensor(labels), 10);
     }
 
     /// <summary>
