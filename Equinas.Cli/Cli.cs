@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using Spectre.Console;
 
+using TrainerDefaults = Equinas.MLNet.EquivariantImageClassificationTrainer.Defaults;
 namespace Equinas.Cli;
 
 /// <summary>The command tree of the <c>equinas</c> tool.</summary>
@@ -27,15 +28,15 @@ internal static class Cli
         var mode = new Option<string>("--mode", "-m") { Description = "How the per-layer groups are chosen: evolve (EquiNAS_E), differentiable (EquiNAS_D) or fixed.", DefaultValueFactory = _ => "evolve" };
         mode.AcceptOnlyFromAmong("evolve", "differentiable", "fixed");
         var groups = new Option<string?>("--groups") { Description = "Fixed mode: comma-separated group per conv layer, e.g. D4,D4,C4,C4,C1 (default: --group everywhere)." };
-        var group = new Option<string>("--group", "-g") { Description = "Top group: C1, C2, C4, D1V, D1H, D1D, D1A, D2VH, D2DA or D4.", DefaultValueFactory = _ => "D4" };
-        var generations = new Option<int>("--generations") { Description = "Evolve: generations after the initial training.", DefaultValueFactory = _ => 4 };
-        var population = new Option<int>("--population") { Description = "Evolve: survivors per generation.", DefaultValueFactory = _ => 3 };
-        var epochsPerGeneration = new Option<double>("--epochs-per-generation") { Description = "Evolve: epochs each candidate trains per generation (fractions allowed).", DefaultValueFactory = _ => 0.5 };
-        var epochs = new Option<double>("--epochs") { Description = "Differentiable and fixed: epochs (fractions allowed).", DefaultValueFactory = _ => 3 };
-        var alphaLr = new Option<double>("--alpha-lr") { Description = "Differentiable: Adam learning rate of the mixture weights z.", DefaultValueFactory = _ => 0.01 };
-        var retrain = new Option<double>("--retrain-epochs") { Description = "Differentiable: after the search, retrain the chosen groups as an ordinary G-CNN for this many epochs (0 keeps the mixture).", DefaultValueFactory = _ => 0 };
-        var channels = new Option<string?>("--channels") { Description = "Comma-separated width of each conv layer in scalar channels (multiples of the group order; default 16,32,32,64,64)." };
-        var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => 64 };
+        var group = new Option<string>("--group", "-g") { Description = "Top group: C1, C2, C4, D1V, D1H, D1D, D1A, D2VH, D2DA or D4.", DefaultValueFactory = _ => TrainerDefaults.Group };
+        var generations = new Option<int>("--generations") { Description = "Evolve: generations after the initial training.", DefaultValueFactory = _ => TrainerDefaults.Generations };
+        var population = new Option<int>("--population") { Description = "Evolve: survivors per generation.", DefaultValueFactory = _ => TrainerDefaults.PopulationSize };
+        var epochsPerGeneration = new Option<double>("--epochs-per-generation") { Description = "Evolve: epochs each candidate trains per generation (fractions allowed).", DefaultValueFactory = _ => TrainerDefaults.EpochsPerGeneration };
+        var epochs = new Option<double>("--epochs") { Description = "Differentiable and fixed: epochs (fractions allowed).", DefaultValueFactory = _ => TrainerDefaults.Epochs };
+        var alphaLr = new Option<double>("--alpha-lr") { Description = "Differentiable: Adam learning rate of the mixture weights z.", DefaultValueFactory = _ => TrainerDefaults.ArchitectureLearningRate };
+        var retrain = new Option<double>("--retrain-epochs") { Description = "Differentiable: after the search, retrain the chosen groups as an ordinary G-CNN for this many epochs (0 keeps the mixture).", DefaultValueFactory = _ => TrainerDefaults.RetrainEpochs };
+        var channels = new Option<string?>("--channels") { Description = "Comma-separated width of each conv layer in scalar channels (multiples of the group order; default " + string.Join(",", TrainerDefaults.Channels) + ")." };
+        var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => TrainerDefaults.BatchSize };
         var size = new Option<int>("--size") { Description = "Images are resized to SIZE x SIZE.", DefaultValueFactory = _ => 28 };
         var rgb = new Option<bool>("--rgb") { Description = "Use the three colour channels instead of grey." };
         var seed = new Option<int>("--seed", "-s") { Description = "Seed of initialisation and data order.", DefaultValueFactory = _ => 1 };

@@ -6,6 +6,7 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Spectre.Console;
 
+using TrainerDefaults = Equinas.MLNet.EquivariantImageClassificationTrainer.Defaults;
 namespace Equinas.Cli;
 
 /// <summary>The settings of <c>equinas train</c>.</summary>
@@ -17,23 +18,23 @@ internal sealed record TrainSettings
 
     public IReadOnlyList<string>? Groups { get; init; }
 
-    public string Group { get; init; } = "D4";
+    public string Group { get; init; } = TrainerDefaults.Group;
 
-    public int Generations { get; init; } = 4;
+    public int Generations { get; init; } = TrainerDefaults.Generations;
 
-    public int Population { get; init; } = 3;
+    public int Population { get; init; } = TrainerDefaults.PopulationSize;
 
-    public double EpochsPerGeneration { get; init; } = 0.5;
+    public double EpochsPerGeneration { get; init; } = TrainerDefaults.EpochsPerGeneration;
 
-    public double Epochs { get; init; } = 3;
+    public double Epochs { get; init; } = TrainerDefaults.Epochs;
 
-    public double ArchitectureLearningRate { get; init; } = 0.01;
+    public double ArchitectureLearningRate { get; init; } = TrainerDefaults.ArchitectureLearningRate;
 
-    public double RetrainEpochs { get; init; }
+    public double RetrainEpochs { get; init; } = TrainerDefaults.RetrainEpochs;
 
     public IReadOnlyList<int>? Channels { get; init; }
 
-    public int BatchSize { get; init; } = 64;
+    public int BatchSize { get; init; } = TrainerDefaults.BatchSize;
 
     public int Size { get; init; } = 28;
 

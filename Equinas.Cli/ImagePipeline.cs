@@ -57,12 +57,7 @@ internal static class ImagePipeline
     public static IDataView ToDataView(MLContext ml, IEnumerable<ImageInput> rows) => ml.Data.LoadFromEnumerable(rows.ToArray());
 
     /// <summary>The trained Equinas model inside a fitted chain (or null).</summary>
-    public static EquinasModelParameters? FindModel(ITransformer model) => model switch
-    {
-        MulticlassPredictionTransformer<EquinasModelParameters> p => p.Model,
-        IEnumerable<ITransformer> chain => chain.Select(FindModel).FirstOrDefault(m => m is not null),
-        _ => null,
-    };
+    public static EquinasModelParameters? FindModel(ITransformer model) => EquinasModelParameters.FindIn(model);
 
     /// <summary>The class names, from the Score column's slot names.</summary>
     public static string[] ClassNames(DataViewSchema schema, int count)

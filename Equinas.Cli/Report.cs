@@ -262,7 +262,7 @@ internal static class Report
             md.AppendLine("| ---: | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | --- |");
             foreach (var c in h.Candidates)
             {
-                md.AppendLine(ci, $"| {c.Generation} | {c.Id} | {c.ParentId?.ToString(ci) ?? "-"} | {c.Change} | {string.Join("-", c.LayerGroups)} | {c.Parameters:N0} | {Commands.Pct(c.ValidationAccuracy)} | {c.ValidationLoss:F4} | {c.TrainLoss:F4} | {(c.Survived ? "yes" : "")} |");
+                md.AppendLine(ci, $"| {c.Generation} | {c.Id} | {c.ParentId?.ToString(ci) ?? "-"} | {c.ChangeText} | {string.Join("-", c.LayerGroups)} | {c.Parameters:N0} | {Commands.Pct(c.ValidationAccuracy)} | {c.ValidationLoss:F4} | {c.TrainLoss:F4} | {(c.Survived ? "yes" : "")} |");
             }
         }
 

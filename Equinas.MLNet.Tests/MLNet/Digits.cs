@@ -1,16 +1,8 @@
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using DigitRow = Equinas.Data.DigitRow;
 
 namespace Equinas.MLNet.Tests.MLNet;
-
-/// <summary>A row as a user's ModelInput class would hold it: a 1 x 28 x 28 image (ExtractPixels layout) and its digit.</summary>
-public sealed class DigitRow
-{
-    [VectorType(1, 28, 28)]
-    public float[] Features { get; set; } = [];
-
-    public string Digit { get; set; } = "";
-}
 
 /// <summary>Scores as a user's ModelOutput class would hold them.</summary>
 public sealed class DigitPrediction

@@ -4,6 +4,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.Transforms.Image;
 using SkiaSharp;
 using Xunit;
+using DigitRow = Equinas.Data.DigitRow;
 
 namespace Equinas.MLNet.Tests.MLNet;
 
@@ -250,7 +251,11 @@ public sealed class InputKindsAndErrorsTests
         var pipeline = ml.Transforms.Conversion.MapValueToKey("Label", nameof(DigitRow.Digit), keyData: keys)
             .Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(Quick()));
         var error = Assert.ThrowsAny<ArgumentException>(() => pipeline.Fit(empty));
-        Assert.Contains("The training data has no rows with a label in column 'Label'", error.Message, StringComparison.Ordinal);
+        Assert.Contains("Cannot train: the training data has no rows; expected at least 2 labelled images", error.Message, StringComparison.Ordinal);
+
+        // The way a new user meets it: MapValueToKey fitted on the same empty data (a key of one value).
+        var mapped = Assert.ThrowsAny<ArgumentException>(() => Digits.MapLabel(ml).Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(Quick())).Fit(empty));
+        Assert.Contains("Cannot train: the training data has no rows", mapped.Message, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Xunit;
+using DigitRow = Equinas.Data.DigitRow;
 using Xunit.Abstractions;
 
 namespace Equinas.MLNet.Tests.MLNet;
@@ -126,7 +127,7 @@ public sealed class TrainerTests(ITestOutputHelper output)
         Assert.False(retrained.IsMixed);
         Assert.Null(retrained.Z);
         Assert.True(retrained.ParameterCount < mixture.ParameterCount, $"{retrained.ParameterCount} vs {mixture.ParameterCount}");
-        Assert.Equal(["search", "retrain"], retrained.History.Epochs.Select(e => e.Phase));
+        Assert.Equal([EquinasPhase.Search, EquinasPhase.Retrain], retrained.History.Epochs.Select(e => e.Phase));
         var groups = retrained.LayerGroups.Select(Equinas.MLNet.Groups.SymmetryGroup.Parse).ToArray();
         for (int i = 1; i < groups.Length; i++)
         {
@@ -311,12 +312,7 @@ public sealed class TrainerTests(ITestOutputHelper output)
         }
     }
 
-    internal static EquinasModelParameters? FindModel(ITransformer model) => model switch
-    {
-        MulticlassPredictionTransformer<EquinasModelParameters> p => p.Model,
-        IEnumerable<ITransformer> chain => chain.Select(FindModel).FirstOrDefault(m => m is not null),
-        _ => null,
-    };
+    internal static EquinasModelParameters? FindModel(ITransformer model) => EquinasModelParameters.FindIn(model);
 
     /// <summary>The 8 images r^k f^m x of a 28 x 28 image (row-major), identity included.</summary>
     internal static IEnumerable<float[]> EightTransforms(float[] image)

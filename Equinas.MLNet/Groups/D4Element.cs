@@ -17,7 +17,7 @@ namespace Equinas.MLNet.Groups;
 /// feature map lists its group's elements in increasing index order.
 /// </para>
 /// </remarks>
-public readonly record struct D4Element
+internal readonly record struct D4Element
 {
     /// <summary>Creates r<sup>rotation</sup> f<sup>(flip ? 1 : 0)</sup>; the rotation is taken modulo 4.</summary>
     /// <param name="rotation">Number of quarter turns counter-clockwise (any integer, taken modulo 4).</param>

@@ -7,7 +7,7 @@ namespace Equinas.MLNet.Groups;
 /// (x to the right, y up, the origin at the grid centre, which is a pixel centre for odd sizes and a pixel corner for
 /// even sizes). Rotations by an odd number of quarter turns swap height and width.
 /// </summary>
-public static class PixelAction
+internal static class PixelAction
 {
     /// <summary>The (height, width) of a height x width grid after acting with <paramref name="element"/>.</summary>
     public static (int Height, int Width) OutputShape(D4Element element, int height, int width) =>

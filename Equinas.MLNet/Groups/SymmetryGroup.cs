@@ -24,7 +24,7 @@ namespace Equinas.MLNet.Groups;
 /// <para><see cref="Parse"/> also accepts "D1" for D1V and "D2" for D2VH (the single reflection axis of the
 /// EquiNAS authors' code) and ignores case.</para>
 /// </remarks>
-public sealed class SymmetryGroup
+internal sealed class SymmetryGroup
 {
     private readonly int[] _positionOf; // D4 index -> position in this group's element order, or -1.
 

@@ -36,10 +36,10 @@ public static class EquinasCatalog
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = DefaultColumnNames.Label,
         string featureColumnName = DefaultColumnNames.Features,
-        int populationSize = 3,
-        int generations = 4,
-        double epochsPerGeneration = 0.5,
-        string group = "D4",
+        int populationSize = EquivariantImageClassificationTrainer.Defaults.PopulationSize,
+        int generations = EquivariantImageClassificationTrainer.Defaults.Generations,
+        double epochsPerGeneration = EquivariantImageClassificationTrainer.Defaults.EpochsPerGeneration,
+        string group = EquivariantImageClassificationTrainer.Defaults.Group,
         int? seed = null) =>
         EquivariantImageClassification(catalog, new EquivariantImageClassificationTrainer.Options
         {
@@ -79,9 +79,9 @@ public static class EquinasCatalog
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = DefaultColumnNames.Label,
         string featureColumnName = DefaultColumnNames.Features,
-        double epochs = 3,
-        double architectureLearningRate = 0.01,
-        string group = "D4",
+        double epochs = EquivariantImageClassificationTrainer.Defaults.Epochs,
+        double architectureLearningRate = EquivariantImageClassificationTrainer.Defaults.ArchitectureLearningRate,
+        string group = EquivariantImageClassificationTrainer.Defaults.Group,
         int? seed = null) =>
         EquivariantImageClassification(catalog, new EquivariantImageClassificationTrainer.Options
         {

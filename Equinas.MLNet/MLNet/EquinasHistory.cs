@@ -47,8 +47,20 @@ public sealed record EquinasCandidate
     /// <summary>Gets the id of the candidate it was made from, or null for the initial network.</summary>
     public int? ParentId { get; init; }
 
-    /// <summary>Gets how it was made from its parent: "initial", "copy" or "relax layer i to H" (layers count from 0).</summary>
-    public required string Change { get; init; }
+    /// <summary>Gets how it was made from its parent.</summary>
+    public required EquinasChange Change { get; init; }
+
+    /// <summary>Gets the layer (0-based) that was relaxed, for <see cref="EquinasChange.Relax"/>; otherwise null.</summary>
+    public int? RelaxedLayer { get; init; }
+
+    /// <summary>Gets the group the layer was relaxed to, for <see cref="EquinasChange.Relax"/>; otherwise null.</summary>
+    public string? RelaxedTo { get; init; }
+
+    /// <summary>Gets the change as text for tables and logs: "initial", "copy" or "relax layer i to H".</summary>
+    [System.Text.Json.Serialization.JsonIgnore]
+    public string ChangeText => Change == EquinasChange.Relax
+        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"relax layer {RelaxedLayer} to {RelaxedTo}")
+        : Change.ToString().ToLowerInvariant();
 
     /// <summary>Gets its per-layer groups.</summary>
     public required IReadOnlyList<string> LayerGroups { get; init; }
@@ -75,8 +87,8 @@ public sealed record EquinasEpoch
     /// <summary>Gets the epochs of training data seen so far (the last may be fractional).</summary>
     public required double Epoch { get; init; }
 
-    /// <summary>Gets the phase: "search", "fine-tune" or "retrain" (differentiable), or "epoch" (fixed).</summary>
-    public required string Phase { get; init; }
+    /// <summary>Gets what was trained: <see cref="EquinasPhase.Search"/> or <see cref="EquinasPhase.Retrain"/> (differentiable), or <see cref="EquinasPhase.Training"/> (fixed).</summary>
+    public required EquinasPhase Phase { get; init; }
 
     /// <summary>Gets the mixture weights z per layer (member group name to weight), or null for fixed training.</summary>
     public IReadOnlyList<IReadOnlyDictionary<string, double>>? Z { get; init; }

@@ -4,9 +4,10 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using Equinas.MLNet;
 using Equinas.MLNet.Input;
+using System.Text.Json.Nodes;
 using Equinas.MLNet.Mixed;
 using Equinas.MLNet.Nn.Networks;
-using Equinas.MLNet.Search;
+using Equinas.MLNet.Persistence;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -57,26 +58,29 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
     };
 
-    private readonly TrainedNetwork _network;
+    private readonly StoredNetwork _network;
+
+    // Predictions hold the read side while they use the network's native memory; Dispose takes the write side, so it
+    // waits for predictions in flight and later ones see the flag and throw ObjectDisposedException.
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2213", Justification = "The lock outlives Dispose on purpose: calls after disposal must still enter it to see the flag and throw ObjectDisposedException.")]
+    private readonly ReaderWriterLockSlim _lifetime = new(LockRecursionPolicy.SupportsRecursion);
     private readonly DataViewType _inputType;
     private readonly VectorDataViewType _outputType;
-    private int _disposed;
+    private bool _disposed;
 
-    private EquinasModelParameters(IHostEnvironment env, TrainedNetwork network, InputSpec input, int classes, EquinasHistory history)
+    private EquinasModelParameters(IHostEnvironment env, StoredNetwork network, InputSpec input, int classes, EquinasHistory history)
         : base(env, RegistrationName)
     {
         _network = network;
         Input = input;
         ClassCount = classes;
         History = history;
-        LayerGroups = network.Description.Kind == "fixed"
-            ? network.Description.Groups
-            : ((MixedGroupCnn)network.Network).ArgmaxGroups().Select(g => g.Name).ToArray();
-        ParameterCount = network.ParameterCount;
+        LayerGroups = network.Network.LayerGroups.Select(g => g.Name).ToArray();
+        ParameterCount = network.Network.ParameterCount;
         _inputType = input.ColumnType();
         _outputType = new VectorDataViewType(NumberDataViewType.Single, classes);
         using var ch = Host.Start("Device");
-        DeviceSelector.CheckCpuOnly(env, ch);
+        DeviceCheck.RequireCpu(env, ch);
         Prepare();
     }
 
@@ -108,7 +112,7 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         using (var a = new BinaryReader(new MemoryStream(architecture!)))
         using (var w = new BinaryReader(new MemoryStream(weights!)))
         {
-            _network = TrainedNetwork.Load(a, w);
+            _network = StoredNetwork.Load(a, w);
         }
 
         try
@@ -122,11 +126,11 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
 
             History = metadata.History ?? throw Corrupt(MetadataEntry, "the search history", "none");
             LayerGroups = metadata.LayerGroups ?? throw Corrupt(MetadataEntry, "the layer groups", "none");
-            ParameterCount = _network.ParameterCount;
+            ParameterCount = _network.Network.ParameterCount;
             _inputType = Input.ColumnType();
             _outputType = new VectorDataViewType(NumberDataViewType.Single, ClassCount);
             using var ch = Host.Start("Device");
-            DeviceSelector.CheckCpuOnly(env, ch);
+            DeviceCheck.RequireCpu(env, ch);
             Prepare();
         }
         catch
@@ -152,7 +156,7 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
     public (int Channels, int Height, int Width) InputShape => (Input.Channels, Input.Height, Input.Width);
 
     /// <summary>Gets whether the network is made of [G]-mixed layers (differentiable search, mixture kept).</summary>
-    public bool IsMixed => _network.Description.Kind == "mixed";
+    public bool IsMixed => _network.Network.Kind == NetworkKind.Mixed;
 
     /// <summary>Gets the mixture weights z of every mixed layer (member group name to weight), or null for a network with one group per layer.</summary>
     public IReadOnlyList<IReadOnlyDictionary<string, double>>? Z => _network.Network is MixedGroupCnn mixed
@@ -168,16 +172,42 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
 
     DataViewType IValueMapper.OutputType => _outputType;
 
-    /// <summary>Releases the network's native memory. Safe to call more than once.</summary>
+    /// <summary>
+    /// Releases the network's native memory. Safe to call more than once, and from any thread: it waits for predictions
+    /// in flight, and later predictions throw <see cref="ObjectDisposedException"/>.
+    /// </summary>
     public void Dispose()
     {
-        if (Interlocked.Exchange(ref _disposed, 1) == 0)
+        _lifetime.EnterWriteLock();
+        try
         {
-            _network.Dispose();
+            if (!_disposed)
+            {
+                _disposed = true;
+                _network.Dispose();
+            }
+        }
+        finally
+        {
+            _lifetime.ExitWriteLock();
         }
     }
 
-    internal static EquinasModelParameters Create(IHostEnvironment env, TrainedNetwork network, InputSpec input, int classes, EquinasHistory history)
+    /// <summary>
+    /// Finds the Equinas model in a fitted pipeline: the model of the first
+    /// <see cref="MulticlassPredictionTransformer{TModel}"/> of <see cref="EquinasModelParameters"/> in the chain (or
+    /// <paramref name="model"/> itself), or null when there is none.
+    /// </summary>
+    /// <param name="model">A transformer: the trainer's own, or a chain (nested chains are searched).</param>
+    /// <returns>The model, or null.</returns>
+    public static EquinasModelParameters? FindIn(ITransformer? model) => model switch
+    {
+        MulticlassPredictionTransformer<EquinasModelParameters> p => p.Model,
+        IEnumerable<ITransformer> chain => chain.Select(FindIn).FirstOrDefault(m => m is not null),
+        _ => null,
+    };
+
+    internal static EquinasModelParameters Create(IHostEnvironment env, StoredNetwork network, InputSpec input, int classes, EquinasHistory history)
     {
         Contracts.CheckValue(env, nameof(env));
         return new EquinasModelParameters(env, network, input, classes, history);
@@ -203,7 +233,7 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
     /// <inheritdoc/>
     protected override void SaveCore(ModelSaveContext ctx)
     {
-        ObjectDisposedException.ThrowIf(_disposed != 0, this);
+        ObjectDisposedException.ThrowIf(_disposed, this);
         if (Input.Kind == FeatureKind.Image)
         {
             throw new NotSupportedException(
@@ -228,7 +258,6 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
             Input = Input,
             Classes = ClassCount,
             LayerGroups = LayerGroups.ToArray(),
-            Parameters = ParameterCount,
             History = History,
             ArchitectureSha256 = Convert.ToHexString(SHA256.HashData(architectureBytes)),
             ArchitectureLength = architectureBytes.Length,
@@ -266,24 +295,27 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
     /// </summary>
     internal float[] PredictBatch(float[] rawPixels, int count)
     {
-        ObjectDisposedException.ThrowIf(_disposed != 0, this);
-        Input.Normalize(rawPixels.AsSpan(0, count * Input.Size));
-        using var noGrad = torch.no_grad();
-        using var scope = torch.NewDisposeScope();
-        var images = torch.tensor(rawPixels, [count, Input.Channels, Input.Height, Input.Width]);
-        var probabilities = nn.functional.softmax(_network.Network.call(images), 1);
-        return probabilities.data<float>().ToArray();
+        _lifetime.EnterReadLock();
+        try
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            Input.Normalize(rawPixels.AsSpan(0, count * Input.Size));
+            using var noGrad = torch.no_grad();
+            using var scope = torch.NewDisposeScope();
+            var images = torch.tensor(rawPixels, [count, Input.Channels, Input.Height, Input.Width]);
+            var probabilities = nn.functional.softmax(_network.Network.call(images), 1);
+            return probabilities.data<float>().ToArray();
+        }
+        finally
+        {
+            _lifetime.ExitReadLock();
+        }
     }
 
     /// <summary>Builds the inference caches now, so that concurrent first calls do not race.</summary>
     private void Prepare()
     {
-        _network.Network.eval();
-        if (_network.Network is GroupCnn fixedNetwork)
-        {
-            fixedNetwork.FreezeForInference();
-        }
-
+        _network.Network.PrepareForInference();
         PredictBatch(new float[Input.Size], 1);
     }
 
@@ -306,11 +338,51 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
 
         try
         {
-            return JsonSerializer.Deserialize<StoredMetadata>(text, Json) ?? throw Corrupt(MetadataEntry, "a JSON object", "null");
+            var node = JsonNode.Parse(text) ?? throw Corrupt(MetadataEntry, "a JSON object", "null");
+            UpgradeHistory(node["History"]);
+            return node.Deserialize<StoredMetadata>(Json) ?? throw Corrupt(MetadataEntry, "a JSON object", "null");
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"Model entry '{MetadataEntry}' is not valid: expected the model's JSON metadata; found a JSON error at line {e.LineNumber}, position {e.BytePositionInLine}: {e.Message}", e);
+        }
+    }
+
+    /// <summary>
+    /// Models saved before 2026-12-01 wrote epoch phases and candidate changes as text ("epoch", "relax layer 3 to C4"):
+    /// rewritten here to the enums (and the relaxed layer and group) that the history holds now.
+    /// </summary>
+    private static void UpgradeHistory(JsonNode? history)
+    {
+        if (history?["Epochs"] is JsonArray epochs)
+        {
+            foreach (var epoch in epochs.OfType<JsonObject>())
+            {
+                if (epoch["Phase"] is JsonValue phase && phase.TryGetValue(out string? text))
+                {
+                    epoch["Phase"] = text switch
+                    {
+                        "epoch" => nameof(EquinasPhase.Training),
+                        "fine-tune" => nameof(EquinasPhase.Retrain),
+                        _ => text,
+                    };
+                }
+            }
+        }
+
+        if (history?["Candidates"] is JsonArray candidates)
+        {
+            foreach (var candidate in candidates.OfType<JsonObject>())
+            {
+                if (candidate["Change"] is JsonValue change && change.TryGetValue(out string? text) && text.StartsWith("relax layer ", StringComparison.Ordinal))
+                {
+                    // "relax layer {i} to {H}"
+                    var parts = text.Split(' ');
+                    candidate["Change"] = nameof(EquinasChange.Relax);
+                    candidate["RelaxedLayer"] = int.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture);
+                    candidate["RelaxedTo"] = parts[4];
+                }
+            }
         }
     }
 
@@ -344,8 +416,6 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         public int Classes { get; init; }
 
         public string[]? LayerGroups { get; init; }
-
-        public long Parameters { get; init; }
 
         public EquinasHistory? History { get; init; }
 

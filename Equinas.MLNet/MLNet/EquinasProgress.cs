@@ -11,11 +11,8 @@ public sealed record EquinasProgress
     /// <summary>Gets the search mode that is running.</summary>
     public required SearchMode Mode { get; init; }
 
-    /// <summary>
-    /// Gets what is being reported: "generation" (evolutionary search; generation 0 is the initial training),
-    /// "search", "fine-tune" or "retrain" (differentiable search), or "epoch" (fixed training).
-    /// </summary>
-    public required string Phase { get; init; }
+    /// <summary>Gets what is being trained: a generation, a search epoch, a retraining epoch or a fixed network's epoch.</summary>
+    public required EquinasPhase Phase { get; init; }
 
     /// <summary>
     /// Gets how many steps (generations, the initial training included, or epochs) are finished: 1 after the first,

@@ -60,7 +60,7 @@ internal sealed class MixedBlock : nn.Module<Tensor, Tensor>
 /// channels and space) and mixes the pooled features with the last layer's z, so that a one-hot z on G everywhere
 /// gives a network exactly invariant to G.
 /// </summary>
-internal sealed class MixedGroupCnn : nn.Module<Tensor, Tensor>
+internal sealed class MixedGroupCnn : EquivariantNetwork
 {
 #pragma warning disable IDE1006 // Field names are state_dict keys (a saved-format contract).
     private readonly ModuleList<MixedBlock> blocks;
@@ -105,18 +105,30 @@ internal sealed class MixedGroupCnn : nn.Module<Tensor, Tensor>
     /// <summary>Scalar channels of the last layer (the head's input width).</summary>
     public int LastChannels { get; }
 
+    /// <inheritdoc/>
+    public override NetworkKind Kind => NetworkKind.Mixed;
+
+    /// <inheritdoc/>
+    public override NetworkSpec Architecture => Spec.Template;
+
+    /// <inheritdoc/>
+    public override IReadOnlyList<SymmetryGroup> LayerGroups => ArgmaxGroups();
+
+    /// <summary>The intersection of all members: the group the logits are invariant to whatever z is.</summary>
+    public override SymmetryGroup InvariantGroup => Spec.Base;
+
     /// <summary>The architecture logits, one vector per layer.</summary>
-    public IEnumerable<Parameter> ArchitectureParameters() => blocks.Select(b => b.Conv.Alpha);
+    public override IEnumerable<Parameter> ArchitectureParameters() => blocks.Select(b => b.Conv.Alpha);
 
     /// <summary>Every trainable parameter except the architecture logits.</summary>
-    public IEnumerable<Parameter> WeightParameters()
+    public override IEnumerable<Parameter> WeightParameters()
     {
         var alphas = ArchitectureParameters().ToHashSet(ReferenceEqualityComparer.Instance);
         return parameters().Where(p => !alphas.Contains(p));
     }
 
-    /// <summary>Trainable scalars, architecture logits excluded.</summary>
-    public long WeightCount => WeightParameters().Sum(p => p.numel());
+    /// <inheritdoc/>
+    public override void PrepareForInference() => eval();
 
     /// <summary>z per layer, as numbers.</summary>
     public double[][] Z()
@@ -141,11 +153,7 @@ internal sealed class MixedGroupCnn : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor input)
     {
-        var template = Spec.Template;
-        if (input.dim() != 4 || input.shape[1] != template.InputChannels)
-        {
-            throw new ArgumentException($"The network expects images of shape B x {template.InputChannels} x H x W, but found [{string.Join(", ", input.shape)}].", nameof(input));
-        }
+        CheckImages(input);
 
         using var scope = NewDisposeScope();
         var x = input;

@@ -146,7 +146,7 @@ internal static class RelaxationMorphism
 
         var layers = spec.Layers.ToArray();
         layers[layer] = new LayerSpec(subgroup, layers[layer].Fields * g.IndexOf(subgroup));
-        return spec with { Layers = layers };
+        return spec.WithLayers(layers);
     }
 
     /// <summary>

@@ -75,9 +75,9 @@ internal static class DifferentiableExperiment
                 var watch = Stopwatch.StartNew();
                 using var result = search.Run(template, train, validation);
                 var accuracy = NetworkTrainer.Evaluate(result.Network, test, 256, CancellationToken.None).Accuracy;
-                zTables.Add((g, result.Network.Z(), accuracy, string.Join("-", result.ArgmaxGroups.Select(a => a.Name))));
+                zTables.Add((g, result.Z.ToArray(), accuracy, string.Join("-", result.ArgmaxGroups.Select(a => a.Name))));
                 Console.Error.WriteLine($"  augmented by {g}: test acc {accuracy:P2}, argmax {zTables[^1].Argmax} ({watch.Elapsed.TotalSeconds:F0} s)");
-                ZPlot.WriteSvg($"{output}-z-{g.Name}.svg", $"z per layer over training, digits augmented by {g.Name}", members, result.History.Where(h => h.Phase == "search").Select(h => (h.Epoch, h.Z)).ToArray());
+                ZPlot.WriteSvg($"{output}-z-{g.Name}.svg", $"z per layer over training, digits augmented by {g.Name}", members, result.History.Where(h => h.Phase == DifferentiablePhase.Search).Select(h => (h.Epoch, h.Z)).ToArray());
             }
 
             markdown.AppendLine("## 1. Digits moved by a random element of G: where z puts its weight");
@@ -115,7 +115,7 @@ internal static class DifferentiableExperiment
                 using (var result = new DifferentiableSearch(options with { Seed = seed }).Run(template, train, validation))
                 {
                     var accuracy = NetworkTrainer.Evaluate(result.Network, test, 256, CancellationToken.None).Accuracy;
-                    runs.Add((seed, "EquiNAS_D (mixture)", "argmax " + string.Join("-", result.ArgmaxGroups.Select(a => a.Name)), result.Network.WeightCount, result.History[^1].Validation.Accuracy, accuracy, watch.Elapsed.TotalSeconds));
+                    runs.Add((seed, "EquiNAS_D (mixture)", "argmax " + string.Join("-", result.ArgmaxGroups.Select(a => a.Name)), result.Network.ParameterCount, result.History[^1].Validation.Accuracy, accuracy, watch.Elapsed.TotalSeconds));
                     Console.Error.WriteLine($"  rotated, seed {seed}: EquiNAS_D test acc {accuracy:P2} ({watch.Elapsed.TotalSeconds:F0} s)");
                 }
 

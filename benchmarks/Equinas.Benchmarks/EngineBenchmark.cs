@@ -215,7 +215,7 @@ internal static class EngineBenchmark
             {
                 var mixed = new MixedGroupCnn(new MixedNetworkSpec(Spec, AuthorsGroups));
                 Net = mixed;
-                ParameterCount = mixed.WeightCount;
+                ParameterCount = mixed.ParameterCount;
                 Expand = () =>
                 {
                     foreach (var block in mixed.Blocks)

@@ -12,9 +12,9 @@ internal sealed class ConsoleProgress(string model) : IProgress<EquinasProgress>
     public void Report(EquinasProgress value)
     {
         ArgumentNullException.ThrowIfNull(value);
-        string step = value.Phase == "generation"
+        string step = value.Phase == EquinasPhase.Generation
             ? $"generation {value.Generation}/{value.TotalSteps - 1}"
-            : $"{value.Phase} {value.Step}/{value.TotalSteps}";
+            : $"{value.Phase.ToString().ToLowerInvariant()} {value.Step}/{value.TotalSteps}";
         Console.WriteLine(string.Create(
             CultureInfo.InvariantCulture,
             $"  [{model}] {step,-16} validation {value.ValidationAccuracy,7:P2} (loss {value.ValidationLoss:F4})  groups {string.Join("-", value.LayerGroups)}  elapsed {Format(value.Elapsed)}  remaining ~{Format(value.Remaining)}"));

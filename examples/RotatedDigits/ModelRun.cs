@@ -35,12 +35,5 @@ internal sealed record ModelRun(
     /// </summary>
     /// <exception cref="InvalidOperationException">The pipeline has no Equinas trainer output.</exception>
     public static EquinasModelParameters FindModel(ITransformer model) =>
-        Find(model) ?? throw new InvalidOperationException("The pipeline contains no MulticlassPredictionTransformer<EquinasModelParameters>.");
-
-    private static EquinasModelParameters? Find(ITransformer transformer) => transformer switch
-    {
-        MulticlassPredictionTransformer<EquinasModelParameters> prediction => prediction.Model,
-        IEnumerable<ITransformer> chain => chain.Select(Find).FirstOrDefault(m => m is not null),
-        _ => null,
-    };
+        EquinasModelParameters.FindIn(model) ?? throw new InvalidOperationException("The pipeline contains no MulticlassPredictionTransformer<EquinasModelParameters>.");
 }

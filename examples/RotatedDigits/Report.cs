@@ -66,7 +66,7 @@ internal static class Report
         foreach (var generation in runs[0].Parameters.History.Candidates.GroupBy(c => c.Generation).OrderBy(g => g.Key))
         {
             var best = generation.OrderByDescending(c => c.ValidationAccuracy).ThenBy(c => c.ValidationLoss).ThenBy(c => c.Id).First();
-            Line(Invariant($"| {generation.Key} | {generation.Count()} | {string.Join("-", best.LayerGroups)} | {best.Change} | {best.Parameters:N0} | {best.ValidationAccuracy:P2} | {best.ValidationLoss:F4} |"));
+            Line(Invariant($"| {generation.Key} | {generation.Count()} | {string.Join("-", best.LayerGroups)} | {best.ChangeText} | {best.Parameters:N0} | {best.ValidationAccuracy:P2} | {best.ValidationLoss:F4} |"));
         }
 
         Line();

@@ -8,7 +8,7 @@ namespace Equinas.MLNet.Groups.Actions;
 /// Exact actions of D4 elements on tensors: images (<c>... x H x W</c>) and group feature maps
 /// (<c>B x C x |G| x H x W</c>). They are pixel and channel permutations, so equivariance holds to float rounding.
 /// </summary>
-public static class TensorAction
+internal static class TensorAction
 {
     /// <summary>
     /// Acts on the last two (spatial) dimensions: <c>(g . x)(u) = x(g^-1 u)</c>. For <c>r^k f^m</c> this mirrors left

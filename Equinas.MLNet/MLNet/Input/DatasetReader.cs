@@ -39,8 +39,11 @@ internal sealed class RawImages
 /// </summary>
 internal static class DatasetReader
 {
-    /// <summary>The label column's class count (its key cardinality), or an exception naming what is wrong.</summary>
-    public static int ClassCount(DataViewSchema schema, string labelColumn, string role)
+    /// <summary>
+    /// The label column's class count (its key cardinality), or an exception naming what is wrong; with
+    /// <paramref name="requireTwo"/> false only the column and its type are checked.
+    /// </summary>
+    public static int ClassCount(DataViewSchema schema, string labelColumn, string role, bool requireTwo = true)
     {
         if (!schema.TryGetColumnIndex(labelColumn, out int index))
         {
@@ -56,7 +59,7 @@ internal static class DatasetReader
                 $"Label column '{labelColumn}' has type {type}; expected a key type. Convert it with mlContext.Transforms.Conversion.MapValueToKey(\"{labelColumn}\").");
         }
 
-        if (key.Count < 2)
+        if (requireTwo && key.Count < 2)
         {
             throw new ArgumentException($"Label column '{labelColumn}' has {key.Count} class(es); classification needs at least 2.");
         }

@@ -80,7 +80,7 @@ internal sealed class GroupCnnBlock : EquivariantModule
 /// <c>B x classes</c>, invariant to the last layer's group (exactly, in training and evaluation mode, for every input
 /// size: convolutions use odd kernels with "same" padding and pooling picks exact windows).
 /// </summary>
-internal sealed class GroupCnn : EquivariantModule
+internal sealed class GroupCnn : EquivariantNetwork
 {
 #pragma warning disable IDE1006 // Field names are state_dict keys (a saved-format contract).
     private readonly ModuleList<GroupCnnBlock> blocks;
@@ -141,9 +141,20 @@ internal sealed class GroupCnn : EquivariantModule
 
     public InvariantHead Head => head;
 
-    public override SymmetryGroup? InputGroup => null;
+    /// <inheritdoc/>
+    public override NetworkKind Kind => NetworkKind.Fixed;
 
-    public override SymmetryGroup? OutputGroup => null;
+    /// <inheritdoc/>
+    public override NetworkSpec Architecture => Spec;
+
+    /// <inheritdoc/>
+    public override IReadOnlyList<SymmetryGroup> LayerGroups => Spec.Groups;
+
+    /// <inheritdoc/>
+    public override SymmetryGroup InvariantGroup => Spec.Layers[^1].Group;
+
+    /// <inheritdoc/>
+    public override IEnumerable<Parameter> WeightParameters() => parameters();
 
     /// <summary>A deep copy: the same architecture, weights, buffers and training/evaluation mode.</summary>
     public GroupCnn Clone()
@@ -170,14 +181,11 @@ internal sealed class GroupCnn : EquivariantModule
         return copy;
     }
 
-    /// <summary>Number of trainable scalars.</summary>
-    public long ParameterCount => parameters().Sum(p => p.numel());
-
     /// <summary>
     /// Switches to evaluation mode and makes every convolution keep its expanded filter (see
     /// <see cref="ExpandedConvolution.FreezeForInference"/>), for models that only predict. Training mode drops the filters.
     /// </summary>
-    public void FreezeForInference()
+    public override void PrepareForInference()
     {
         eval();
         foreach (var conv in modules().OfType<ExpandedConvolution>())
@@ -188,13 +196,7 @@ internal sealed class GroupCnn : EquivariantModule
 
     public override Tensor forward(Tensor input)
     {
-        if (input.dim() != 4 || input.shape[1] != Spec.InputChannels)
-        {
-            throw new ArgumentException(
-                $"The network expects images of shape B x {Spec.InputChannels} x H x W, but found [{string.Join(", ", input.shape)}].",
-                nameof(input));
-        }
-
+        CheckImages(input);
         using var scope = NewDisposeScope();
         var x = input;
         foreach (var block in blocks)

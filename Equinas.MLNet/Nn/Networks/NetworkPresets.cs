@@ -28,12 +28,24 @@ internal static class NetworkPresets
     public static NetworkSpec Small(IReadOnlyList<SymmetryGroup>? groups = null, int classes = 10, int inputChannels = 1) =>
         NetworkSpec.FromChannels(
             inputChannels,
-            groups ?? Enumerable.Repeat(SymmetryGroup.D4, 5).ToArray(),
-            [16, 32, 32, 64, 64],
-            kernelSize: 5,
-            poolAfter: [1, 3],
+            groups ?? Enumerable.Repeat(SymmetryGroup.D4, SmallChannels.Count).ToArray(),
+            SmallChannels,
+            SmallKernelSize,
+            SmallPoolAfter,
             classes,
-            headHidden: 32);
+            SmallHeadHidden);
+
+    /// <summary>The small preset's widths in scalar channels (the trainer's default).</summary>
+    public static IReadOnlyList<int> SmallChannels { get; } = [16, 32, 32, 64, 64];
+
+    /// <summary>The small preset's pooling: after layers 1 and 3.</summary>
+    public static IReadOnlyList<int> SmallPoolAfter { get; } = [1, 3];
+
+    /// <summary>The small preset's kernel size.</summary>
+    public const int SmallKernelSize = 5;
+
+    /// <summary>The small preset's head hidden units.</summary>
+    public const int SmallHeadHidden = 32;
 
     /// <summary>The same group for every layer of a preset of <paramref name="layers"/> layers.</summary>
     public static IReadOnlyList<SymmetryGroup> Uniform(SymmetryGroup group, int layers) => Enumerable.Repeat(group, layers).ToArray();

@@ -32,22 +32,22 @@ internal sealed record NetworkSpec
     }
 
     /// <summary>Channels of the input image (1 for grey, 3 for RGB).</summary>
-    public int InputChannels { get; init; }
+    public int InputChannels { get; }
 
     /// <summary>The conv layers in order.</summary>
-    public IReadOnlyList<LayerSpec> Layers { get; init; }
+    public IReadOnlyList<LayerSpec> Layers { get; }
 
     /// <summary>Odd kernel side of every conv layer.</summary>
-    public int KernelSize { get; init; }
+    public int KernelSize { get; }
 
     /// <summary>0-based indices of the layers after which a stride-2 pool halves the resolution.</summary>
-    public IReadOnlyList<int> PoolAfter { get; init; }
+    public IReadOnlyList<int> PoolAfter { get; }
 
     /// <summary>Number of classes of the head.</summary>
-    public int Classes { get; init; }
+    public int Classes { get; }
 
     /// <summary>Hidden width of the head (0: a single linear layer).</summary>
-    public int HeadHidden { get; init; }
+    public int HeadHidden { get; }
 
     /// <summary>The per-layer groups.</summary>
     public IReadOnlyList<SymmetryGroup> Groups => Layers.Select(l => l.Group).ToArray();
@@ -115,9 +115,9 @@ internal sealed record NetworkSpec
     public NetworkSpec WithGroups(IReadOnlyList<SymmetryGroup> groups) =>
         FromChannels(InputChannels, groups, Layers.Select(l => l.Channels).ToArray(), KernelSize, PoolAfter, Classes, HeadHidden);
 
-    /// <summary>The same architecture with another class count.</summary>
-    public NetworkSpec WithClasses(int classes) =>
-        new(InputChannels, Layers, KernelSize, PoolAfter, classes, HeadHidden);
+    /// <summary>The same architecture with other layers (validated like every spec: there is no unchecked copy).</summary>
+    public NetworkSpec WithLayers(IReadOnlyList<LayerSpec> layers) =>
+        new(InputChannels, layers, KernelSize, PoolAfter, Classes, HeadHidden);
 
     private void Validate()
     {

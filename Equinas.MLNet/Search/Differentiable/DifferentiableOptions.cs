@@ -15,19 +15,6 @@ internal enum ArchitectureBatches
     SecondTrainingBatch,
 }
 
-/// <summary>What the search returns after its epochs.</summary>
-internal enum FinalArchitecture
-{
-    /// <summary>The continuous mixture as learned.</summary>
-    KeepMixture,
-
-    /// <summary>Each layer set to its argmax group (one-hot z, frozen), then the weights trained further.</summary>
-    DiscretizeAndFineTune,
-
-    /// <summary>Each layer set to its argmax group, the weights re-initialised and trained again (the authors' "retrain").</summary>
-    DiscretizeAndRetrain,
-}
-
 /// <summary>
 /// Settings of EquiNAS_D. The paper's rotated-MNIST runs: every layer mixed over C1, C2, C4, D1, D2, D4; Adam for the
 /// weights (lr 0.01) and for the alphas (lr 0.01); 100 epochs.
@@ -45,22 +32,23 @@ internal sealed record DifferentiableOptions
     public double Temperature { get; init; } = 1.0;
 
     /// <summary>Epochs of the search (fractions allowed).</summary>
-    public double Epochs { get; init; } = 3;
+    public double Epochs { get; init; } = SearchDefaults.Epochs;
 
     /// <summary>Optimiser settings of the weights.</summary>
     public TrainingOptions Training { get; init; } = new();
 
     /// <summary>Adam learning rate of the architecture logits.</summary>
-    public double ArchitectureLearningRate { get; init; } = 0.01;
+    public double ArchitectureLearningRate { get; init; } = SearchDefaults.ArchitectureLearningRate;
 
     public ArchitectureBatches ArchitectureBatches { get; init; } = ArchitectureBatches.HeldOut;
 
-    public FinalArchitecture Final { get; init; } = FinalArchitecture.KeepMixture;
-
-    /// <summary>Epochs of fine-tuning or retraining after discretisation.</summary>
-    public double FinalEpochs { get; init; } = 1;
-
     public int Seed { get; init; } = 1;
+
+    /// <summary>
+    /// Epochs of retraining the largest-z groups, made a chain (<see cref="DifferentiableSearch.Chain"/>), from scratch
+    /// as an ordinary G-CNN after the search (the authors' "retrain"); 0 keeps the mixture.
+    /// </summary>
+    public double RetrainEpochs { get; init; }
 
     /// <summary>The member set in use.</summary>
     public IReadOnlyList<SymmetryGroup> MemberGroups => Members ?? TopGroup.Subgroups();
@@ -84,9 +72,9 @@ internal sealed record DifferentiableOptions
             throw new ArgumentOutOfRangeException(nameof(ArchitectureLearningRate), ArchitectureLearningRate, "Must be positive.");
         }
 
-        if (!(FinalEpochs > 0) || double.IsInfinity(FinalEpochs))
+        if (!(RetrainEpochs >= 0) || double.IsInfinity(RetrainEpochs))
         {
-            throw new ArgumentOutOfRangeException(nameof(FinalEpochs), FinalEpochs, "Must be positive.");
+            throw new ArgumentOutOfRangeException(nameof(RetrainEpochs), RetrainEpochs, "Must be zero or positive.");
         }
 
         if (!(Temperature > 0) || double.IsInfinity(Temperature))

@@ -9,59 +9,79 @@ using static TorchSharp.torch;
 
 namespace Equinas.MLNet.Search.Differentiable;
 
+/// <summary>What an epoch of EquiNAS_D trained.</summary>
+internal enum DifferentiablePhase
+{
+    /// <summary>The search: weights and architecture logits of the mixed network.</summary>
+    Search,
+
+    /// <summary>The chosen groups retrained from scratch as an ordinary G-CNN.</summary>
+    Retrain,
+}
+
 /// <summary>One epoch of EquiNAS_D.</summary>
-/// <param name="Epoch">Epochs of training data seen (the last may be fractional).</param>
-/// <param name="Phase">"search", "fine-tune" or "retrain".</param>
-/// <param name="Z">z per layer (in member order) at the end of the epoch.</param>
+/// <param name="Epoch">Epochs of training data seen in this phase (the last may be fractional).</param>
+/// <param name="Phase">Search or retraining.</param>
+/// <param name="Z">z per layer (in member order) at the end of the epoch; for retraining, one-hot on the chosen groups.</param>
 /// <param name="Train">Loss and accuracy over the epoch's weight-update batches.</param>
 /// <param name="Validation">Loss and accuracy on the held-out set after the epoch.</param>
 /// <param name="Elapsed">Time since the search started.</param>
-internal sealed record DifferentiableEpoch(double Epoch, string Phase, IReadOnlyList<double[]> Z, PassMetrics Train, PassMetrics Validation, TimeSpan Elapsed);
+/// <param name="Parameters">Trainable weights of the network this epoch trained (architecture logits excluded).</param>
+internal sealed record DifferentiableEpoch(double Epoch, DifferentiablePhase Phase, IReadOnlyList<double[]> Z, PassMetrics Train, PassMetrics Validation, TimeSpan Elapsed, long Parameters);
 
-/// <summary>The outcome of EquiNAS_D: the trained mixed network (owned; dispose it) and its history.</summary>
+/// <summary>The outcome of EquiNAS_D: the trained network (owned; dispose it or take it) and its history.</summary>
 internal sealed class DifferentiableResult : IDisposable
 {
-    private bool _detached;
+    private EquivariantNetwork? _network;
 
-    public DifferentiableResult(MixedGroupCnn network, IReadOnlyList<SymmetryGroup> argmaxGroups, IReadOnlyList<DifferentiableEpoch> history, FinalArchitecture final)
+    public DifferentiableResult(EquivariantNetwork network, IReadOnlyList<SymmetryGroup> members, IReadOnlyList<double[]> z, IReadOnlyList<SymmetryGroup> argmaxGroups, IReadOnlyList<SymmetryGroup>? retrainedGroups, IReadOnlyList<DifferentiableEpoch> history)
     {
-        Network = network;
+        _network = network;
+        Members = members;
+        Z = z;
         ArgmaxGroups = argmaxGroups;
+        RetrainedGroups = retrainedGroups;
         History = history;
-        Final = final;
     }
 
-    /// <summary>The network in evaluation mode (mixture kept, or one-hot z frozen after discretisation).</summary>
-    public MixedGroupCnn Network { get; }
+    /// <summary>The network in evaluation mode: the mixed network, or the retrained G-CNN.</summary>
+    public EquivariantNetwork Network => _network ?? throw new ObjectDisposedException(nameof(DifferentiableResult), "The network was taken or disposed.");
+
+    /// <summary>The groups every mixed layer mixed, in the order of <see cref="Z"/>.</summary>
+    public IReadOnlyList<SymmetryGroup> Members { get; }
+
+    /// <summary>The learned z per layer at the end of the search.</summary>
+    public IReadOnlyList<double[]> Z { get; }
 
     /// <summary>Per layer, the member with the largest learned z.</summary>
     public IReadOnlyList<SymmetryGroup> ArgmaxGroups { get; }
 
+    /// <summary>The chain of groups the retrained G-CNN has, or null when the mixture was kept.</summary>
+    public IReadOnlyList<SymmetryGroup>? RetrainedGroups { get; }
+
     public IReadOnlyList<DifferentiableEpoch> History { get; }
 
-    public FinalArchitecture Final { get; }
-
-    /// <summary>Hands the network to the caller (who then owns it); disposing this result no longer disposes it.</summary>
-    public MixedGroupCnn DetachNetwork()
+    /// <summary>Hands the network to the caller, who then owns it.</summary>
+    public EquivariantNetwork TakeNetwork()
     {
-        _detached = true;
-        return Network;
+        var network = Network;
+        _network = null;
+        return network;
     }
 
     public void Dispose()
     {
-        if (!_detached)
-        {
-            Network.Dispose();
-        }
+        _network?.Dispose();
+        _network = null;
     }
 }
 
 /// <summary>
-/// EquiNAS_D (method note section 6): every layer is a [G]-mixed layer; each step updates the weights on a training
-/// batch with one optimiser and then the architecture logits on a held-out batch (or a second training batch) with
-/// another, each with its own zeroed gradients. z per layer is recorded every epoch. At the end the mixture is kept,
-/// or each layer is set to its argmax group and the weights fine-tuned or retrained.
+/// EquiNAS_D (method note section 6): every layer is a [G]-mixed layer; the shared training loop updates the weights on
+/// a training batch and then, as its architecture step, the architecture logits on a held-out batch (or a second
+/// training batch) with their own optimiser and zeroed gradients. z per layer is recorded every epoch. At the end the
+/// mixture is kept, or (with <see cref="DifferentiableOptions.RetrainEpochs"/>) the largest-z groups, made a chain, are
+/// retrained from scratch as an ordinary G-CNN.
 /// </summary>
 internal sealed class DifferentiableSearch
 {
@@ -74,11 +94,27 @@ internal sealed class DifferentiableSearch
 
     public DifferentiableOptions Options { get; }
 
-    /// <summary>Raised after every epoch.</summary>
+    /// <summary>Raised after every epoch of the search and of retraining.</summary>
     public event EventHandler<DifferentiableEpoch>? EpochCompleted;
 
+    /// <summary>
+    /// The chosen groups made a chain, each layer's group inside the previous layer's, as a G-CNN needs: layer i gets
+    /// the intersection of its choice with layer i-1's chain group.
+    /// </summary>
+    public static IReadOnlyList<SymmetryGroup> Chain(IReadOnlyList<SymmetryGroup> chosen)
+    {
+        ArgumentNullException.ThrowIfNull(chosen);
+        var chain = new SymmetryGroup[chosen.Count];
+        for (int i = 0; i < chain.Length; i++)
+        {
+            chain[i] = i == 0 ? chosen[0] : chosen[i].Intersect(chain[i - 1]);
+        }
+
+        return chain;
+    }
+
     /// <summary>Runs the search on <paramref name="train"/>, with <paramref name="heldOut"/> for validation (and the alpha batches by default).</summary>
-    /// <exception cref="OperationCanceledException">The token was cancelled (checked before every batch); the network is disposed.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled (checked before every batch); every network is disposed.</exception>
     public DifferentiableResult Run(NetworkSpec template, ImageDataset train, ImageDataset heldOut, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(template);
@@ -87,31 +123,41 @@ internal sealed class DifferentiableSearch
         var spec = new MixedNetworkSpec(template, Options.MemberGroups, Options.Initialization, Options.Temperature);
         var watch = Stopwatch.StartNew();
         var history = new List<DifferentiableEpoch>();
-        torch.manual_seed(Options.Seed);
-        var network = new MixedGroupCnn(spec);
+        var network = SeededInit.Create(Options.Seed, () => new MixedGroupCnn(spec));
         try
         {
-            Search(network, train, heldOut, history, watch, cancellationToken);
-            var argmax = network.ArgmaxGroups();
-            if (Options.Final != FinalArchitecture.KeepMixture)
+            using (var architecture = new AlphaStep(network, Options, train, heldOut))
             {
-                var oneHot = argmax.Select(g => spec.Members.Select(m => m == g ? 1.0 : 0.0).ToArray()).ToArray();
-                if (Options.Final == FinalArchitecture.DiscretizeAndRetrain)
-                {
-                    network.Dispose();
-                    torch.manual_seed(Options.Seed + 1);
-                    network = new MixedGroupCnn(spec);
-                }
-
-                network.FreezeZ(oneHot);
-                string phase = Options.Final == FinalArchitecture.DiscretizeAndRetrain ? "retrain" : "fine-tune";
                 var trainer = new NetworkTrainer(Options.Training);
-                trainer.EpochCompleted += (_, e) => Record(history, new DifferentiableEpoch(e.Epoch, phase, network.Z(), e.Train, e.Validation!.Value, watch.Elapsed));
-                trainer.Fit(network, train, heldOut, Options.FinalEpochs, unchecked(Options.Seed * 31 + 7), cancellationToken);
+                trainer.EpochCompleted += (_, e) => Record(history, new DifferentiableEpoch(e.Epoch, DifferentiablePhase.Search, network.Z(), e.Train, e.Validation!.Value, watch.Elapsed, network.ParameterCount));
+                trainer.Fit(network, train, heldOut, Options.Epochs, Options.Seed, cancellationToken, architecture);
             }
 
-            network.eval();
-            return new DifferentiableResult(network, argmax, history, Options.Final);
+            var z = network.Z();
+            var argmax = network.ArgmaxGroups();
+            if (Options.RetrainEpochs <= 0)
+            {
+                network.eval();
+                return new DifferentiableResult(network, spec.Members, z, argmax, null, history);
+            }
+
+            network.Dispose();
+            var chain = Chain(argmax);
+            var retrained = SeededInit.Create(unchecked(Options.Seed + 1), () => new GroupCnn(template.WithGroups(chain)));
+            try
+            {
+                var oneHot = chain.Select(g => spec.Members.Select(m => m == g ? 1.0 : 0.0).ToArray()).ToArray();
+                var trainer = new NetworkTrainer(Options.Training);
+                trainer.EpochCompleted += (_, e) => Record(history, new DifferentiableEpoch(e.Epoch, DifferentiablePhase.Retrain, oneHot, e.Train, e.Validation!.Value, watch.Elapsed, retrained.ParameterCount));
+                trainer.Fit(retrained, train, heldOut, Options.RetrainEpochs, unchecked(Options.Seed + 1), cancellationToken);
+                retrained.PrepareForInference();
+                return new DifferentiableResult(retrained, spec.Members, z, argmax, chain, history);
+            }
+            catch
+            {
+                retrained.Dispose();
+                throw;
+            }
         }
         catch
         {
@@ -120,62 +166,34 @@ internal sealed class DifferentiableSearch
         }
     }
 
-    private void Search(MixedGroupCnn network, ImageDataset train, ImageDataset heldOut, List<DifferentiableEpoch> history, Stopwatch watch, CancellationToken cancellationToken)
-    {
-        using var weightOptimizer = Options.Training.CreateOptimizer(network.WeightParameters());
-        using var alphaOptimizer = optim.Adam(network.ArchitectureParameters(), Options.ArchitectureLearningRate);
-        var sampler = new BatchSampler(train.Count, Options.Training.BatchSize, Options.Seed);
-        var alphaSampler = Options.ArchitectureBatches == ArchitectureBatches.HeldOut
-            ? new BatchSampler(heldOut.Count, Options.Training.BatchSize, unchecked(Options.Seed + 1_000_003))
-            : new BatchSampler(train.Count, Options.Training.BatchSize, unchecked(Options.Seed + 1_000_003));
-        var alphaData = Options.ArchitectureBatches == ArchitectureBatches.HeldOut ? heldOut : train;
-        int total = sampler.BatchesFor(Options.Epochs);
-        int done = 0;
-        while (done < total)
-        {
-            int batches = Math.Min(sampler.BatchesPerEpoch, total - done);
-            double lossSum = 0;
-            long correct = 0, seen = 0;
-            network.train();
-            for (int b = 0; b < batches; b++)
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                using var scope = NewDisposeScope();
-
-                // Weights on a training batch.
-                var (images, labels) = Batch(train, sampler.Next());
-                weightOptimizer.zero_grad();
-                var logits = network.call(images);
-                var loss = nn.functional.cross_entropy(logits, labels);
-                loss.backward();
-                weightOptimizer.step();
-                lossSum += loss.item<float>() * labels.shape[0];
-                correct += logits.argmax(1).eq(labels).sum().item<long>();
-                seen += labels.shape[0];
-
-                // Architecture logits on another batch, with their own zeroed gradients.
-                var (alphaImages, alphaLabels) = Batch(alphaData, alphaSampler.Next());
-                alphaOptimizer.zero_grad();
-                nn.functional.cross_entropy(network.call(alphaImages), alphaLabels).backward();
-                alphaOptimizer.step();
-            }
-
-            done += batches;
-            NormCalibration.Recalibrate(network, train, Options.Training.NormCalibrationImages, Options.Training.EvaluationBatchSize);
-            var validation = NetworkTrainer.Evaluate(network, heldOut, Options.Training.EvaluationBatchSize, cancellationToken);
-            Record(history, new DifferentiableEpoch(sampler.EpochsDrawn, "search", network.Z(), new PassMetrics(lossSum / seen, (double)correct / seen, seen), validation, watch.Elapsed));
-        }
-    }
-
-    private static (Tensor Images, Tensor Labels) Batch(ImageDataset data, long[] rows)
-    {
-        var index = torch.tensor(rows, device: data.Images.device);
-        return (data.Images.index_select(0, index), data.Labels.index_select(0, index));
-    }
-
     private void Record(List<DifferentiableEpoch> history, DifferentiableEpoch epoch)
     {
         history.Add(epoch);
         EpochCompleted?.Invoke(this, epoch);
+    }
+
+    /// <summary>The architecture step: one Adam update of the logits on a held-out (or second training) batch.</summary>
+    private sealed class AlphaStep : IArchitectureStep, IDisposable
+    {
+        private readonly optim.Optimizer _optimizer;
+        private readonly BatchSampler _sampler;
+        private readonly ImageDataset _data;
+
+        public AlphaStep(MixedGroupCnn network, DifferentiableOptions options, ImageDataset train, ImageDataset heldOut)
+        {
+            _data = options.ArchitectureBatches == ArchitectureBatches.HeldOut ? heldOut : train;
+            _sampler = new BatchSampler(_data.Count, options.Training.BatchSize, unchecked(options.Seed + 1_000_003));
+            _optimizer = optim.Adam(network.ArchitectureParameters(), options.ArchitectureLearningRate);
+        }
+
+        public void Step(EquivariantNetwork network)
+        {
+            var (images, labels) = _data.Batch(_sampler.Next());
+            _optimizer.zero_grad();
+            nn.functional.cross_entropy(network.call(images), labels).backward();
+            _optimizer.step();
+        }
+
+        public void Dispose() => _optimizer.Dispose();
     }
 }

@@ -15,13 +15,13 @@ internal sealed record EvolutionOptions
     public SymmetryGroup TopGroup { get; init; } = SymmetryGroup.D4;
 
     /// <summary>Survivors per generation (the paper's mu).</summary>
-    public int PopulationSize { get; init; } = 3;
+    public int PopulationSize { get; init; } = SearchDefaults.PopulationSize;
 
     /// <summary>Generations after the initial training.</summary>
-    public int Generations { get; init; } = 4;
+    public int Generations { get; init; } = SearchDefaults.Generations;
 
     /// <summary>Epochs every candidate trains per generation; fractions allowed.</summary>
-    public double EpochsPerGeneration { get; init; } = 0.5;
+    public double EpochsPerGeneration { get; init; } = SearchDefaults.EpochsPerGeneration;
 
     /// <summary>Epochs the initial all-top-group network trains before the first generation (default: one generation's worth).</summary>
     public double? InitialEpochs { get; init; }

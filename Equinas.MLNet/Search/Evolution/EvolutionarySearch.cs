@@ -77,9 +77,8 @@ internal sealed class EvolutionarySearch
         int nextId = 0;
         try
         {
-            torch.manual_seed(Options.Seed);
             var initialSpec = template.WithGroups(NetworkPresets.Uniform(Options.TopGroup, template.Layers.Count));
-            var initial = new Candidate(nextId++, null, "initial", new GroupCnn(initialSpec));
+            var initial = new Candidate(nextId++, null, new CandidateChange(ChangeKind.Initial), SeededInit.Create(Options.Seed, () => new GroupCnn(initialSpec)));
             population.Add(initial);
             var generationWatch = Stopwatch.StartNew();
             TrainAndEvaluate(initial, 0, Options.InitialEpochs ?? Options.EpochsPerGeneration, train, validation, clock, cancellationToken);
@@ -107,7 +106,7 @@ internal sealed class EvolutionarySearch
                             var morph = Stopwatch.StartNew();
                             var network = layer < 0 ? parent.Network.Clone() : RelaxationMorphism.Relax(parent.Network, layer, group!);
                             clock.Morphism += morph.Elapsed;
-                            candidates.Add(new Candidate(nextId++, parent.Id, layer < 0 ? "copy" : $"relax layer {layer} to {group!.Name}", network));
+                            candidates.Add(new Candidate(nextId++, parent.Id, layer < 0 ? new CandidateChange(ChangeKind.Copy) : new CandidateChange(ChangeKind.Relax, layer, group!.Name), network));
                         }
                     }
 
@@ -132,11 +131,10 @@ internal sealed class EvolutionarySearch
                 DisposeAll(population);
                 DisposeAll(candidates.Where(c => !c.Survived));
                 // Parents in rank order, so that where two parents yield the same architecture the better one's is kept.
-                population = candidates.Where(c => c.Survived)
-                    .OrderByDescending(c => c.ValidationAccuracy).ThenBy(c => c.ValidationLoss).ThenBy(c => c.Id).ToList();
+                population = Rank(candidates.Where(c => c.Survived)).ToList();
             }
 
-            var best = population.OrderByDescending(c => c.ValidationAccuracy).ThenBy(c => c.ValidationLoss).ThenBy(c => c.Id).First();
+            var best = Rank(population).First();
             DisposeAll(population.Where(c => c != best));
             population.Clear();
             best.Network.eval();
@@ -176,34 +174,27 @@ internal sealed class EvolutionarySearch
 
     private void TrainAndEvaluate(Candidate candidate, int generation, double epochs, ImageDataset train, ImageDataset validation, Clocks clock, CancellationToken cancellationToken)
     {
-        var watch = Stopwatch.StartNew();
         // A seed per candidate and generation: the data order does not depend on how many candidates came before.
         int seed = unchecked((Options.Seed * 1_000_003) + (generation * 7_919) + candidate.Key);
-        var sampler = new BatchSampler(train.Count, Options.Training.BatchSize, seed);
-        using (var optimizer = Options.Training.CreateOptimizer(candidate.Network.parameters()))
-        {
-            candidate.TrainLoss = NetworkTrainer.TrainBatches(candidate.Network, optimizer, train, sampler, sampler.BatchesFor(epochs), cancellationToken).Loss;
-        }
-
-        NormCalibration.Recalibrate(candidate.Network, train, Options.Training.NormCalibrationImages, Options.Training.EvaluationBatchSize);
-        clock.Training += watch.Elapsed;
-        watch.Restart();
-        var metrics = NetworkTrainer.Evaluate(candidate.Network, validation, Options.Training.EvaluationBatchSize, cancellationToken);
-        clock.Validation += watch.Elapsed;
-        candidate.ValidationAccuracy = metrics.Accuracy;
-        candidate.ValidationLoss = metrics.Loss;
+        var history = new NetworkTrainer(Options.Training).Fit(candidate.Network, train, validation, epochs, seed, cancellationToken);
+        var last = history[^1];
+        clock.Training += TimeSpan.FromTicks(history.Sum(e => e.TrainingTime.Ticks));
+        clock.Validation += TimeSpan.FromTicks(history.Sum(e => e.ValidationTime.Ticks));
+        candidate.TrainLoss = last.Train.Loss;
+        candidate.ValidationAccuracy = last.Validation!.Value.Accuracy;
+        candidate.ValidationLoss = last.Validation!.Value.Loss;
         candidate.Generation = generation;
         CandidateEvaluated?.Invoke(this, candidate.ToRecord());
     }
 
+    private static IOrderedEnumerable<Candidate> Rank(IEnumerable<Candidate> candidates) =>
+        CandidateRanking.Rank(candidates, c => (c.ValidationAccuracy, c.ValidationLoss, c.Parameters, c.Id));
+
     private HashSet<Candidate> Select(List<Candidate> candidates)
     {
-        static IOrderedEnumerable<Candidate> ByAccuracy(IEnumerable<Candidate> c) =>
-            c.OrderByDescending(x => x.ValidationAccuracy).ThenBy(x => x.ValidationLoss).ThenBy(x => x.Parameters).ThenBy(x => x.Id);
-
         if (!Options.ParetoSelection)
         {
-            return ByAccuracy(candidates).Take(Options.PopulationSize).ToHashSet();
+            return Rank(candidates).Take(Options.PopulationSize).ToHashSet();
         }
 
         // Non-dominated sorting on (validation error, parameters), fronts taken whole while they fit, the last one
@@ -213,7 +204,7 @@ internal sealed class EvolutionarySearch
         while (selected.Count < Options.PopulationSize && remaining.Count > 0)
         {
             var front = remaining.Where(a => !remaining.Any(b => Dominates(b, a))).ToList();
-            foreach (var c in ByAccuracy(front).Take(Options.PopulationSize - selected.Count))
+            foreach (var c in Rank(front).Take(Options.PopulationSize - selected.Count))
             {
                 selected.Add(c);
             }
@@ -252,13 +243,13 @@ internal sealed class EvolutionarySearch
         public TimeSpan Morphism { get; set; }
     }
 
-    private sealed class Candidate(int id, int? parentId, string change, GroupCnn network)
+    private sealed class Candidate(int id, int? parentId, CandidateChange change, GroupCnn network)
     {
         public int Id { get; } = id;
 
         public int? ParentId { get; } = parentId;
 
-        public string Change { get; } = change;
+        public CandidateChange Change { get; } = change;
 
         public GroupCnn Network { get; } = network;
 

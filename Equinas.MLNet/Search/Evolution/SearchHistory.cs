@@ -1,11 +1,38 @@
 #nullable enable
 namespace Equinas.MLNet.Search.Evolution;
 
+/// <summary>How a candidate was made.</summary>
+internal enum ChangeKind
+{
+    /// <summary>The initial network, every layer with the top group.</summary>
+    Initial,
+
+    /// <summary>An unchanged copy of its parent.</summary>
+    Copy,
+
+    /// <summary>Its parent with one layer relaxed to a subgroup by the morphism.</summary>
+    Relax,
+}
+
+/// <summary>How a candidate was made from its parent.</summary>
+/// <param name="Kind">Initial network, copy or relaxation.</param>
+/// <param name="Layer">The relaxed layer (0-based), for <see cref="ChangeKind.Relax"/>.</param>
+/// <param name="Group">The group the layer was relaxed to, for <see cref="ChangeKind.Relax"/>.</param>
+internal readonly record struct CandidateChange(ChangeKind Kind, int? Layer = null, string? Group = null)
+{
+    /// <summary>"initial", "copy" or "relax layer i to H".</summary>
+    public override string ToString() => Kind switch
+    {
+        ChangeKind.Relax => $"relax layer {Layer} to {Group}",
+        _ => Kind.ToString().ToLowerInvariant(),
+    };
+}
+
 /// <summary>One candidate of one generation, as the search history records it.</summary>
 /// <param name="Generation">0 for the initial network, then 1, 2, ...</param>
 /// <param name="Id">Unique id within the search.</param>
 /// <param name="ParentId">The candidate it was made from, or null for the initial network.</param>
-/// <param name="Change">"initial", "copy" or "relax layer i to H" (0-based layer).</param>
+/// <param name="Change">How it was made from its parent.</param>
 /// <param name="Groups">Per-layer group names.</param>
 /// <param name="Parameters">Trainable scalars.</param>
 /// <param name="ValidationAccuracy">Accuracy on the validation set after this generation's training.</param>
@@ -13,7 +40,7 @@ namespace Equinas.MLNet.Search.Evolution;
 /// <param name="TrainLoss">Mean training loss over this generation's batches.</param>
 /// <param name="Survived">Whether it was selected as a parent for the next generation.</param>
 internal sealed record CandidateRecord(
-    int Generation, int Id, int? ParentId, string Change, IReadOnlyList<string> Groups, long Parameters,
+    int Generation, int Id, int? ParentId, CandidateChange Change, IReadOnlyList<string> Groups, long Parameters,
     double ValidationAccuracy, double ValidationLoss, double TrainLoss, bool Survived);
 
 /// <summary>A generation's candidates and its cost.</summary>
@@ -22,8 +49,8 @@ internal sealed record CandidateRecord(
 /// <param name="Elapsed">Wall-clock time of the generation.</param>
 internal sealed record GenerationRecord(int Generation, IReadOnlyList<CandidateRecord> Candidates, TimeSpan Elapsed)
 {
-    /// <summary>The best candidate by validation accuracy.</summary>
-    public CandidateRecord Best => Candidates.OrderByDescending(c => c.ValidationAccuracy).ThenBy(c => c.ValidationLoss).First();
+    /// <summary>The best candidate (<see cref="CandidateRanking"/>).</summary>
+    public CandidateRecord Best => CandidateRanking.Rank(Candidates).First();
 }
 
 /// <summary>Where the time of a search went.</summary>

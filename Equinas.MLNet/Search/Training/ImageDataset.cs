@@ -27,9 +27,15 @@ internal sealed class ImageDataset : IDisposable
             throw new ArgumentException($"Labels must be an int64 vector of {images.shape[0]} entries; found {labels.dtype} [{string.Join(", ", labels.shape)}].", nameof(labels));
         }
 
-        if (labels.numel() > 0 && (labels.min().item<long>() < 0 || labels.max().item<long>() >= classes))
+        if (labels.numel() > 0)
         {
-            throw new ArgumentException($"Labels must lie in [0, {classes}); found [{labels.min().item<long>()}, {labels.max().item<long>()}].", nameof(labels));
+            // The reductions are temporaries: freed here, not by the finalizer.
+            using var check = NewDisposeScope();
+            long min = labels.min().item<long>(), max = labels.max().item<long>();
+            if (min < 0 || max >= classes)
+            {
+                throw new ArgumentException($"Labels must lie in [0, {classes}); found [{min}, {max}].", nameof(labels));
+            }
         }
 
         Images = images.DetachFromDisposeScope();
@@ -56,8 +62,20 @@ internal sealed class ImageDataset : IDisposable
     {
         ArgumentNullException.ThrowIfNull(indices);
         using var scope = NewDisposeScope();
-        var index = torch.tensor(indices.ToArray(), device: Images.device);
-        return new ImageDataset(Images.index_select(0, index).MoveToOuterDisposeScope(), Labels.index_select(0, index).MoveToOuterDisposeScope(), Classes);
+        var (images, labels) = Batch(indices.ToArray());
+        return new ImageDataset(images.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), Classes);
+    }
+
+    /// <summary>
+    /// The images and labels of the given rows, in that order: the one place where batches are gathered. The tensors
+    /// belong to the caller's dispose scope.
+    /// </summary>
+    public (Tensor Images, Tensor Labels) Batch(long[] rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        using var scope = NewDisposeScope();
+        var index = torch.tensor(rows, device: Images.device);
+        return (Images.index_select(0, index).MoveToOuterDisposeScope(), Labels.index_select(0, index).MoveToOuterDisposeScope());
     }
 
     /// <summary>

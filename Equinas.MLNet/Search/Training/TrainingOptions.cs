@@ -20,14 +20,14 @@ internal sealed record TrainingOptions
 {
     public OptimizerKind Optimizer { get; init; } = OptimizerKind.Adam;
 
-    public double LearningRate { get; init; } = 1e-3;
+    public double LearningRate { get; init; } = SearchDefaults.LearningRate;
 
     /// <summary>Momentum for SGD (ignored by Adam).</summary>
     public double Momentum { get; init; } = 0.9;
 
     public double WeightDecay { get; init; }
 
-    public int BatchSize { get; init; } = 64;
+    public int BatchSize { get; init; } = SearchDefaults.BatchSize;
 
     /// <summary>Batch size for evaluation (no gradients, so larger batches are cheap).</summary>
     public int EvaluationBatchSize { get; init; } = 256;

@@ -1,7 +1,7 @@
 using Xunit;
 using Xunit.Abstractions;
 
-namespace Equinas.MLNet.Tests.Cli;
+namespace Equinas.Cli.Tests;
 
 /// <summary>The <c>equinas</c> tool's commands end to end, in process, on an image folder made from the shipped digits.</summary>
 [Collection("Console")]

@@ -2,7 +2,7 @@ using Equinas.Data;
 using SkiaSharp;
 using Xunit;
 
-namespace Equinas.MLNet.Tests.Data;
+namespace Equinas.Data.Tests;
 
 public sealed class ShippedDigitsTests
 {

@@ -3,10 +3,11 @@ using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search.Evolution;
 using Equinas.MLNet.Search.Training;
 using TorchSharp;
+using Equinas.MLNet.Tests.Search;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace Equinas.MLNet.Tests.Search;
+namespace Equinas.MLNet.Tests.Search.Evolution;
 
 public class EvolutionarySearchTests : TorchTestBase
 {

@@ -4,23 +4,23 @@ using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search.Differentiable;
 using Equinas.MLNet.Search.Training;
 using TorchSharp;
+using Equinas.MLNet.Tests.Search;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace Equinas.MLNet.Tests.Search;
+namespace Equinas.MLNet.Tests.Search.Differentiable;
 
 public class DifferentiableSearchTests : TorchTestBase
 {
     private static readonly NetworkSpec Template =
         NetworkSpec.FromChannels(1, NetworkPresets.Uniform(SymmetryGroup.C1, 3), [16, 32, 32], 3, [0, 1], classes: 3, headHidden: 0);
 
-    private static DifferentiableOptions Options(FinalArchitecture final = FinalArchitecture.KeepMixture) => new()
+    private static DifferentiableOptions Options(double retrainEpochs = 0) => new()
     {
         Epochs = 2.5,
         Training = new TrainingOptions { BatchSize = 16, LearningRate = 3e-3 },
         ArchitectureLearningRate = 0.05,
-        Final = final,
-        FinalEpochs = 1,
+        RetrainEpochs = retrainEpochs,
         Seed = 3,
     };
 
@@ -38,9 +38,10 @@ public class DifferentiableSearchTests : TorchTestBase
             using var result = search.Run(Template, train, heldOut);
             Assert.Equal(3, events);
             Assert.Equal([1, 2, 2.5], result.History.Select(e => e.Epoch));
-            Assert.All(result.History, e => Assert.Equal("search", e.Phase));
+            Assert.All(result.History, e => Assert.Equal(DifferentiablePhase.Search, e.Phase));
             var members = SymmetryGroup.D4.Subgroups();
-            Assert.Equal(members, result.Network.Spec.Members);
+            var mixed = Assert.IsType<MixedGroupCnn>(result.Network);
+            Assert.Equal(members, mixed.Spec.Members);
             foreach (var epoch in result.History)
             {
                 Assert.Equal(3, epoch.Z.Count);
@@ -53,10 +54,11 @@ public class DifferentiableSearchTests : TorchTestBase
 
             // The logits moved away from uniform.
             Assert.Contains(result.History[^1].Z.SelectMany(z => z), v => Math.Abs(v - 0.1) > 1e-3);
-            Assert.Equal(result.Network.Z().Select(z => members[Array.IndexOf(z, z.Max())]), result.ArgmaxGroups);
+            Assert.Equal(mixed.Z().Select(z => members[Array.IndexOf(z, z.Max())]), result.ArgmaxGroups);
+            Assert.Equal(mixed.Z(), result.Z);
             Assert.False(result.Network.training);
             var lines = result.History.Select(e => $"{e.Epoch} {e.Train.Loss:R} {e.Validation.Accuracy:R} {string.Join(",", e.Z.SelectMany(z => z).Select(v => v.ToString("R")))}").ToArray();
-            return (result.Network.Z(), lines);
+            return (mixed.Z(), lines);
         }
 
         var first = RunOnce();
@@ -64,35 +66,35 @@ public class DifferentiableSearchTests : TorchTestBase
         Assert.Equal(first.Lines, second.Lines);
     }
 
-    [Theory]
-    [InlineData(true, "fine-tune")]
-    [InlineData(false, "retrain")]
-    public void Discretising_freezes_the_argmax_groups_and_trains_on(bool fineTune, string phase)
+    [Fact]
+    public void Retraining_trains_the_chain_of_argmax_groups_as_a_fixed_network_from_scratch()
     {
-        var final = fineTune ? FinalArchitecture.DiscretizeAndFineTune : FinalArchitecture.DiscretizeAndRetrain;
         using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
         using var heldOut = SyntheticData.Motifs(48, 3, 12, seed: 2);
-        using var result = new DifferentiableSearch(Options(final) with { Epochs = 1 }).Run(Template, train, heldOut);
-        Assert.Equal(["search", phase], result.History.Select(e => e.Phase));
-        var members = result.Network.Spec.Members;
-        var z = result.Network.Z();
-        for (int layer = 0; layer < z.Length; layer++)
+        using var result = new DifferentiableSearch(Options(retrainEpochs: 1) with { Epochs = 1 }).Run(Template, train, heldOut);
+        Assert.Equal([DifferentiablePhase.Search, DifferentiablePhase.Retrain], result.History.Select(e => e.Phase));
+        var network = Assert.IsType<GroupCnn>(result.Network);
+        Assert.Equal(DifferentiableSearch.Chain(result.ArgmaxGroups), result.RetrainedGroups);
+        Assert.Equal(result.RetrainedGroups, network.Spec.Groups);
+        for (int i = 1; i < network.Spec.Groups.Count; i++)
         {
-            Assert.Equal(1.0, z[layer][members.ToList().IndexOf(result.ArgmaxGroups[layer])]);
+            Assert.True(network.Spec.Groups[i].IsSubgroupOf(network.Spec.Groups[i - 1]));
+        }
+
+        // One-hot z over the chain in the retraining epoch's record, and the retrained network is exactly invariant to
+        // its last layer's group.
+        var members = SymmetryGroup.D4.Subgroups();
+        var z = result.History[^1].Z;
+        for (int layer = 0; layer < z.Count; layer++)
+        {
+            Assert.Equal(1.0, z[layer][members.ToList().IndexOf(result.RetrainedGroups![layer])]);
             Assert.Equal(1.0, z[layer].Sum());
         }
 
-        // One-hot: the network is exactly invariant to the intersection of the chosen groups' elements it keeps
-        // in every layer.
-        var kept = SymmetryGroup.IntersectAll(result.ArgmaxGroups);
+        Assert.Equal(network.ParameterCount, result.History[^1].Parameters);
         using var scope = NewDisposeScope();
-        using var noGrad = torch.no_grad();
         var x = heldOut.Images.narrow(0, 0, 8);
-        var reference = result.Network.call(x);
-        foreach (var e in kept.Elements)
-        {
-            Assert.True(RelativeError(result.Network.call(Equinas.MLNet.Groups.Actions.TensorAction.ActOnImage(x, e)), reference) < 1e-5);
-        }
+        Assert.All(network.CheckInvariance(x).Values, error => Assert.True(error < 1e-5, $"error {error}"));
     }
 
     [Fact]

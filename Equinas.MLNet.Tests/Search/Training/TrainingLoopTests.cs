@@ -2,15 +2,16 @@ using Equinas.MLNet.Groups;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search.Training;
 using TorchSharp;
+using Equinas.MLNet.Tests.Search;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace Equinas.MLNet.Tests.Search;
+namespace Equinas.MLNet.Tests.Search.Training;
 
 public class TrainingLoopTests : TorchTestBase
 {
-    private static NetworkSpec TinySpec(SymmetryGroup group) =>
-        NetworkSpec.FromChannels(1, NetworkPresets.Uniform(group, 3), [16, 32, 32], 3, [0, 1], classes: 3, headHidden: 0);
+    private static NetworkSpec TinySpec(SymmetryGroup group, int headHidden = 0) =>
+        NetworkSpec.FromChannels(1, NetworkPresets.Uniform(group, 3), [16, 32, 32], 3, [0, 1], classes: 3, headHidden: headHidden);
 
     [Fact]
     public void Sampler_visits_every_row_once_per_epoch_and_repeats_for_a_seed()
@@ -113,7 +114,7 @@ public class TrainingLoopTests : TorchTestBase
     public void Norm_calibration_makes_evaluation_match_the_batch_statistics(bool mixed)
     {
         using var data = SyntheticData.Motifs(64, 3, 12, seed: 4);
-        var spec = TinySpec(SymmetryGroup.D4) with { HeadHidden = 8 };
+        var spec = TinySpec(SymmetryGroup.D4, headHidden: 8);
         nn.Module<Tensor, Tensor> net = mixed
             ? new Equinas.MLNet.Mixed.MixedGroupCnn(new Equinas.MLNet.Mixed.MixedNetworkSpec(spec, SymmetryGroup.D4.Subgroups()))
             : new GroupCnn(spec);

@@ -9,9 +9,9 @@ namespace Equinas.MLNet;
 /// the engine runs on the CPU: when a GPU is asked for, it falls back to the CPU with a warning if
 /// <c>FallbackToCpu</c> is set, and otherwise stops with an error that says what to change.
 /// </summary>
-internal static class DeviceSelector
+internal static class DeviceCheck
 {
-    public static void CheckCpuOnly(IHostEnvironment environment, IChannel channel)
+    public static void RequireCpu(IHostEnvironment environment, IChannel channel)
     {
         if (environment is not IHostEnvironmentInternal { GpuDeviceId: int id } settings)
         {

@@ -5,7 +5,7 @@ using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace Equinas.MLNet.Tests.Nn;
+namespace Equinas.MLNet.Tests.Nn.Networks;
 
 public class NetworkTests : TorchTestBase
 {

@@ -4,7 +4,7 @@ using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace Equinas.MLNet.Tests.Groups;
+namespace Equinas.MLNet.Tests.Groups.Actions;
 
 public class TensorActionTests : TorchTestBase
 {

@@ -4,50 +4,38 @@ using System.Text.Json.Serialization;
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Mixed;
 using Equinas.MLNet.Nn.Networks;
-using TorchSharp;
-using static TorchSharp.torch;
 
-namespace Equinas.MLNet.Search;
+namespace Equinas.MLNet.Persistence;
 
 /// <summary>
-/// A trained network of either kind (fixed per-layer groups, or mixed layers with their z) with everything needed to
-/// rebuild it: a JSON description of the architecture and the weights as TorchSharp's binary state. Owns the network.
+/// A trained network of either kind with everything needed to rebuild it: a JSON description of the architecture
+/// (<see cref="NetworkDescription"/>) and the weights as TorchSharp's binary state. Owns the network.
 /// </summary>
-internal sealed class TrainedNetwork : IDisposable
+internal sealed class StoredNetwork : IDisposable
 {
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false, DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+    internal static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = false,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Converters = { new JsonStringEnumConverter(JsonNamingPolicy.CamelCase) },
+    };
 
-    public TrainedNetwork(GroupCnn network)
+    public StoredNetwork(EquivariantNetwork network)
     {
         Network = network ?? throw new ArgumentNullException(nameof(network));
-        Description = NetworkDescription.Of(network.Spec, null, null);
+        Description = NetworkDescription.Of(network);
     }
 
-    public TrainedNetwork(MixedGroupCnn network)
-    {
-        Network = network ?? throw new ArgumentNullException(nameof(network));
-        var frozen = network.Blocks.Any(b => b.Conv.FrozenZ is not null) ? network.Z() : null;
-        Description = NetworkDescription.Of(network.Spec.Template, network.Spec, frozen);
-    }
-
-    private TrainedNetwork(nn.Module<Tensor, Tensor> network, NetworkDescription description)
+    private StoredNetwork(EquivariantNetwork network, NetworkDescription description)
     {
         Network = network;
         Description = description;
     }
 
     /// <summary>The network, in evaluation mode unless the caller changed it.</summary>
-    public nn.Module<Tensor, Tensor> Network { get; }
+    public EquivariantNetwork Network { get; }
 
     public NetworkDescription Description { get; }
-
-    /// <summary>Trainable scalars (architecture logits excluded).</summary>
-    public long ParameterCount => Network switch
-    {
-        GroupCnn g => g.ParameterCount,
-        MixedGroupCnn m => m.WeightCount,
-        _ => throw new InvalidOperationException(),
-    };
 
     /// <summary>Writes the description (JSON) to <paramref name="architecture"/> and the weights to <paramref name="weights"/>.</summary>
     public void Save(BinaryWriter architecture, BinaryWriter weights)
@@ -60,7 +48,7 @@ internal sealed class TrainedNetwork : IDisposable
 
     /// <summary>Rebuilds a network from what <see cref="Save"/> wrote; the result is in evaluation mode.</summary>
     /// <exception cref="InvalidDataException">The description is malformed or the weights do not fit it.</exception>
-    public static TrainedNetwork Load(BinaryReader architecture, BinaryReader weights)
+    public static StoredNetwork Load(BinaryReader architecture, BinaryReader weights)
     {
         ArgumentNullException.ThrowIfNull(architecture);
         ArgumentNullException.ThrowIfNull(weights);
@@ -92,17 +80,17 @@ internal sealed class TrainedNetwork : IDisposable
         }
 
         network.eval();
-        return new TrainedNetwork(network, description);
+        return new StoredNetwork(network, description);
     }
 
     public void Dispose() => Network.Dispose();
 }
 
-/// <summary>The architecture of a <see cref="TrainedNetwork"/>, as stored (JSON; change it only with a format version).</summary>
+/// <summary>The architecture of a <see cref="StoredNetwork"/>, as stored (JSON; change it only with a format version).</summary>
 internal sealed record NetworkDescription
 {
-    /// <summary>"fixed" or "mixed".</summary>
-    public required string Kind { get; init; }
+    /// <summary>The network's kind, stored as "fixed" or "mixed".</summary>
+    public required NetworkKind Kind { get; init; }
 
     public required int InputChannels { get; init; }
 
@@ -127,49 +115,53 @@ internal sealed record NetworkDescription
 
     public double? Temperature { get; init; }
 
-    /// <summary>Frozen z per layer (after discretisation), or null when z comes from the stored logits.</summary>
+    /// <summary>Frozen z per layer, or null when z comes from the stored logits.</summary>
     public double[][]? FrozenZ { get; init; }
 
-    public static NetworkDescription Of(NetworkSpec spec, MixedNetworkSpec? mixed, double[][]? frozenZ) => new()
+    public static NetworkDescription Of(EquivariantNetwork network)
     {
-        Kind = mixed is null ? "fixed" : "mixed",
-        InputChannels = spec.InputChannels,
-        Groups = spec.Layers.Select(l => l.Group.Name).ToArray(),
-        Widths = mixed is null ? spec.Layers.Select(l => l.Fields).ToArray() : spec.Layers.Select(l => l.Channels).ToArray(),
-        KernelSize = spec.KernelSize,
-        PoolAfter = spec.PoolAfter.ToArray(),
-        Classes = spec.Classes,
-        HeadHidden = spec.HeadHidden,
-        Members = mixed?.Members.Select(m => m.Name).ToArray(),
-        Initialization = mixed?.Initialization.ToString(),
-        Temperature = mixed?.Temperature,
-        FrozenZ = frozenZ,
-    };
+        ArgumentNullException.ThrowIfNull(network);
+        var spec = network.Architecture;
+        var mixed = network as MixedGroupCnn;
+        return new()
+        {
+            Kind = network.Kind,
+            InputChannels = spec.InputChannels,
+            Groups = spec.Layers.Select(l => l.Group.Name).ToArray(),
+            Widths = network.Kind == NetworkKind.Fixed ? spec.Layers.Select(l => l.Fields).ToArray() : spec.Layers.Select(l => l.Channels).ToArray(),
+            KernelSize = spec.KernelSize,
+            PoolAfter = spec.PoolAfter.ToArray(),
+            Classes = spec.Classes,
+            HeadHidden = spec.HeadHidden,
+            Members = mixed?.Spec.Members.Select(m => m.Name).ToArray(),
+            Initialization = mixed?.Spec.Initialization.ToString(),
+            Temperature = mixed?.Spec.Temperature,
+            FrozenZ = mixed is not null && mixed.Blocks.Any(b => b.Conv.FrozenZ is not null) ? mixed.Z() : null,
+        };
+    }
 
     /// <summary>A one-line description for messages.</summary>
-    public string Summary() => $"{Kind} {string.Join("-", Groups)} [{string.Join(",", Widths)}], {Classes} classes";
+    public string Summary() => $"{Kind.ToString().ToLowerInvariant()} {string.Join("-", Groups)} [{string.Join(",", Widths)}], {Classes} classes";
 
     /// <summary>A new network with this architecture and fresh weights.</summary>
     /// <exception cref="InvalidDataException">The description is inconsistent.</exception>
-    public nn.Module<Tensor, Tensor> Build()
+    public EquivariantNetwork Build()
     {
         try
         {
             var groups = Groups.Select(SymmetryGroup.Parse).ToArray();
-            if (Kind == "fixed")
+            switch (Kind)
             {
-                var layers = groups.Zip(Widths, (g, f) => new LayerSpec(g, f)).ToArray();
-                return new GroupCnn(new NetworkSpec(InputChannels, layers, KernelSize, PoolAfter, Classes, HeadHidden));
+                case NetworkKind.Fixed:
+                    var layers = groups.Zip(Widths, (g, f) => new LayerSpec(g, f)).ToArray();
+                    return new GroupCnn(new NetworkSpec(InputChannels, layers, KernelSize, PoolAfter, Classes, HeadHidden));
+                case NetworkKind.Mixed when Members is not null:
+                    var template = NetworkSpec.FromChannels(InputChannels, NetworkPresets.Uniform(SymmetryGroup.C1, Widths.Length), Widths, KernelSize, PoolAfter, Classes, HeadHidden);
+                    var initialization = Enum.Parse<AlphaInitialization>(Initialization ?? nameof(AlphaInitialization.Uniform));
+                    return new MixedGroupCnn(new MixedNetworkSpec(template, Members.Select(SymmetryGroup.Parse).ToArray(), initialization, Temperature ?? 1.0));
+                default:
+                    throw new InvalidDataException($"Unknown network kind '{Kind}' (expected fixed, or mixed with members).");
             }
-
-            if (Kind == "mixed" && Members is not null)
-            {
-                var template = NetworkSpec.FromChannels(InputChannels, NetworkPresets.Uniform(SymmetryGroup.C1, Widths.Length), Widths, KernelSize, PoolAfter, Classes, HeadHidden);
-                var initialization = Enum.Parse<AlphaInitialization>(Initialization ?? nameof(AlphaInitialization.Uniform));
-                return new MixedGroupCnn(new MixedNetworkSpec(template, Members.Select(SymmetryGroup.Parse).ToArray(), initialization, Temperature ?? 1.0));
-            }
-
-            throw new InvalidDataException($"Unknown network kind '{Kind}' (expected 'fixed' or 'mixed' with members).");
         }
         catch (ArgumentException e)
         {

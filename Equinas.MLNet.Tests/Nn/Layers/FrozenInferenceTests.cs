@@ -4,7 +4,7 @@ using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace Equinas.MLNet.Tests.Nn;
+namespace Equinas.MLNet.Tests.Nn.Layers;
 
 public sealed class FrozenInferenceTests : TorchTestBase
 {
@@ -20,7 +20,7 @@ public sealed class FrozenInferenceTests : TorchTestBase
         using var noGrad = torch.no_grad();
         using var expected = network.call(input);
 
-        network.FreezeForInference();
+        network.PrepareForInference();
         using var frozen = network.call(input);
         Assert.True(BitEqual(frozen, expected) || RelativeError(frozen, expected) < 1e-6);
         Assert.All(network.modules().OfType<Equinas.MLNet.Nn.Layers.GroupConv2d>(), c => Assert.True(c.IsFrozen));

@@ -5,7 +5,7 @@ using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace Equinas.MLNet.Tests.Nn;
+namespace Equinas.MLNet.Tests.Nn.Layers;
 
 /// <summary>layer(g . x) = g . layer(x) for every subgroup, every element, odd, even and non-square sizes.</summary>
 public class LayerEquivarianceTests : TorchTestBase

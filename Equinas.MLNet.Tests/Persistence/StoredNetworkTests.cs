@@ -1,16 +1,16 @@
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Mixed;
 using Equinas.MLNet.Nn.Networks;
-using Equinas.MLNet.Search;
+using Equinas.MLNet.Persistence;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
 
-namespace Equinas.MLNet.Tests.Search;
+namespace Equinas.MLNet.Tests.Persistence;
 
-public class TrainedNetworkTests : TorchTestBase
+public class StoredNetworkTests : TorchTestBase
 {
-    private static (MemoryStream Architecture, MemoryStream Weights) Save(TrainedNetwork network)
+    private static (MemoryStream Architecture, MemoryStream Weights) Save(StoredNetwork network)
     {
         var architecture = new MemoryStream();
         var weights = new MemoryStream();
@@ -25,11 +25,11 @@ public class TrainedNetworkTests : TorchTestBase
         return (architecture, weights);
     }
 
-    private static TrainedNetwork Load(MemoryStream architecture, MemoryStream weights)
+    private static StoredNetwork Load(MemoryStream architecture, MemoryStream weights)
     {
         using var a = new BinaryReader(architecture, System.Text.Encoding.UTF8, leaveOpen: true);
         using var w = new BinaryReader(weights, System.Text.Encoding.UTF8, leaveOpen: true);
-        return TrainedNetwork.Load(a, w);
+        return StoredNetwork.Load(a, w);
     }
 
     private static void Perturb(nn.Module<Tensor, Tensor> network)
@@ -51,12 +51,12 @@ public class TrainedNetworkTests : TorchTestBase
     {
         using var scope = NewDisposeScope();
         var spec = NetworkSpec.FromChannels(1, [SymmetryGroup.D4, SymmetryGroup.C4, SymmetryGroup.D1H.Intersect(SymmetryGroup.C4)], [16, 16, 32], 3, [0], 4, 8);
-        using var original = new TrainedNetwork(new GroupCnn(spec));
+        using var original = new StoredNetwork(new GroupCnn(spec));
         Perturb(original.Network);
         var (architecture, weights) = Save(original);
         using var loaded = Load(architecture, weights);
         Assert.Equal(original.Description.Summary(), loaded.Description.Summary());
-        Assert.Equal(original.ParameterCount, loaded.ParameterCount);
+        Assert.Equal(original.Network.ParameterCount, loaded.Network.ParameterCount);
         var x = torch.rand(3, 1, 12, 12);
         using var noGrad = torch.no_grad();
         Assert.True(BitEqual(original.Network.call(x), loaded.Network.call(x)));
@@ -83,7 +83,7 @@ public class TrainedNetworkTests : TorchTestBase
                 net.FreezeZ([Enumerable.Range(0, 10).Select(i => i == 6 ? 1.0 : 0.0).ToArray(), Enumerable.Range(0, 10).Select(i => i == 1 ? 1.0 : 0.0).ToArray()]);
             }
 
-            using var original = new TrainedNetwork(net);
+            using var original = new StoredNetwork(net);
             Perturb(original.Network);
             var (architecture, weights) = Save(original);
             using var loaded = Load(architecture, weights);
@@ -98,7 +98,7 @@ public class TrainedNetworkTests : TorchTestBase
     public void Damaged_descriptions_and_weights_are_reported()
     {
         using var scope = NewDisposeScope();
-        using var original = new TrainedNetwork(new GroupCnn(NetworkPresets.Small()));
+        using var original = new StoredNetwork(new GroupCnn(NetworkPresets.Small()));
         var (architecture, weights) = Save(original);
         weights.SetLength(weights.Length / 2);
         var truncated = Assert.Throws<InvalidDataException>(() => Load(architecture, weights));

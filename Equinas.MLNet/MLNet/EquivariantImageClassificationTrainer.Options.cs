@@ -1,0 +1,272 @@
+#nullable enable
+using System.Globalization;
+using Equinas.MLNet.Groups;
+using Equinas.MLNet.Search;
+using Equinas.MLNet.Search.Training;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+
+namespace Equinas.MLNet;
+
+public sealed partial class EquivariantImageClassificationTrainer
+{
+    /// <summary>
+    /// The default value of every setting, in one place: the <see cref="Options"/> initialisers, the catalog's simple
+    /// overloads, the <c>equinas</c> tool and the examples read them from here.
+    /// </summary>
+    public static class Defaults
+    {
+        /// <summary>The default top group: D4, the pixel grid's full symmetry group.</summary>
+        public const string Group = SearchDefaults.Group;
+
+        /// <summary>The default kernel size: 5.</summary>
+        public const int KernelSize = SearchDefaults.KernelSize;
+
+        /// <summary>The default hidden units of the head: 32.</summary>
+        public const int HeadHidden = SearchDefaults.HeadHidden;
+
+        /// <summary>The default epochs of the differentiable search and of fixed training: 3.</summary>
+        public const double Epochs = SearchDefaults.Epochs;
+
+        /// <summary>The default mini-batch size: 64.</summary>
+        public const int BatchSize = SearchDefaults.BatchSize;
+
+        /// <summary>The default Adam learning rate of the weights: 0.001.</summary>
+        public const double LearningRate = SearchDefaults.LearningRate;
+
+        /// <summary>The default survivors per generation: 3.</summary>
+        public const int PopulationSize = SearchDefaults.PopulationSize;
+
+        /// <summary>The default generations after the initial training: 4.</summary>
+        public const int Generations = SearchDefaults.Generations;
+
+        /// <summary>The default epochs per generation: 0.5.</summary>
+        public const double EpochsPerGeneration = SearchDefaults.EpochsPerGeneration;
+
+        /// <summary>The default retraining epochs after the differentiable search: 0 (keep the mixture).</summary>
+        public const double RetrainEpochs = SearchDefaults.RetrainEpochs;
+
+        /// <summary>The default Adam learning rate of the mixture logits: 0.01.</summary>
+        public const double ArchitectureLearningRate = SearchDefaults.ArchitectureLearningRate;
+
+        /// <summary>The default share of the training data held out for validation: 0.1.</summary>
+        public const double ValidationFraction = SearchDefaults.ValidationFraction;
+
+        /// <summary>Gets the default widths in scalar channels (the small preset): 16, 32, 32, 64, 64.</summary>
+        public static IReadOnlyList<int> Channels => SearchDefaults.Channels;
+    }
+
+    /// <summary>Options for <see cref="EquivariantImageClassificationTrainer"/>.</summary>
+    public sealed class Options
+    {
+        /// <summary>Gets or sets the label column: a key type (use MapValueToKey). Default "Label".</summary>
+        public string LabelColumnName { get; set; } = DefaultColumnNames.Label;
+
+        /// <summary>Gets or sets the feature column holding the images (see the trainer's remarks for the accepted types). Default "Features".</summary>
+        public string FeatureColumnName { get; set; } = DefaultColumnNames.Features;
+
+        /// <summary>Gets or sets how the per-layer groups are chosen. Default <see cref="SearchMode.Evolutionary"/>.</summary>
+        public SearchMode SearchMode { get; set; } = SearchMode.Evolutionary;
+
+        /// <summary>
+        /// Gets or sets the top group: every layer starts from it (evolutionary), mixes its subgroups (differentiable),
+        /// or uses it when <see cref="LayerGroups"/> is not set (fixed). One of C1, C2, C4, D1V, D1H, D1D, D1A, D2VH,
+        /// D2DA, D4 ("D1" means D1V, the left-right mirror; "D2" means D2VH). Default "D4".
+        /// </summary>
+        public string Group { get; set; } = Defaults.Group;
+
+        /// <summary>
+        /// Gets or sets, for <see cref="SearchMode.Fixed"/>, the group of each conv layer (one per entry of
+        /// <see cref="Channels"/>; each a subgroup of the previous layer's). Default: <see cref="Group"/> everywhere.
+        /// </summary>
+        public string[]? LayerGroups { get; set; }
+
+        /// <summary>
+        /// Gets or sets the width of each conv layer in scalar channels (the same whatever the group; each must be a
+        /// multiple of the group orders used: 8 for D4). Default: the small preset 16, 32, 32, 64, 64.
+        /// </summary>
+        public int[]? Channels { get; set; }
+
+        /// <summary>Gets or sets the (odd) kernel size of every conv layer. Default 5.</summary>
+        public int KernelSize { get; set; } = Defaults.KernelSize;
+
+        /// <summary>
+        /// Gets or sets the conv layers (0-based) after which the feature maps are pooled by 2. Default: after layers 1
+        /// and 3 for the default five layers; for other depths, after about 40% and 80% of the layers.
+        /// </summary>
+        public int[]? PoolAfter { get; set; }
+
+        /// <summary>Gets or sets the hidden units of the invariant classification head. Default 32.</summary>
+        public int HeadHidden { get; set; } = Defaults.HeadHidden;
+
+        /// <summary>Gets or sets the epochs of the differentiable search or of fixed training (fractions allowed). Default 3.</summary>
+        public double Epochs { get; set; } = Defaults.Epochs;
+
+        /// <summary>Gets or sets the mini-batch size. Default 64.</summary>
+        public int BatchSize { get; set; } = Defaults.BatchSize;
+
+        /// <summary>Gets or sets the Adam learning rate of the network weights. Default 0.001.</summary>
+        public double LearningRate { get; set; } = Defaults.LearningRate;
+
+        /// <summary>Gets or sets the survivors per generation of the evolutionary search. Default 3.</summary>
+        public int PopulationSize { get; set; } = Defaults.PopulationSize;
+
+        /// <summary>Gets or sets the generations of the evolutionary search after the initial training. Default 4.</summary>
+        public int Generations { get; set; } = Defaults.Generations;
+
+        /// <summary>Gets or sets the epochs every candidate trains per generation (fractions allowed). Default 0.5.</summary>
+        public double EpochsPerGeneration { get; set; } = Defaults.EpochsPerGeneration;
+
+        /// <summary>
+        /// Gets or sets, for the differentiable search, the epochs of retraining the chosen architecture as an ordinary
+        /// G-CNN after the search: each layer gets its largest-z group (intersected with the previous layer's, so that
+        /// the groups form a chain), and a new network with those groups is trained from scratch, giving a model as
+        /// small and fast as a fixed one. Default 0: the model keeps the learned mixture.
+        /// </summary>
+        public double RetrainEpochs { get; set; } = Defaults.RetrainEpochs;
+
+        /// <summary>Gets or sets the Adam learning rate of the mixture logits in the differentiable search. Default 0.01.</summary>
+        public double ArchitectureLearningRate { get; set; } = Defaults.ArchitectureLearningRate;
+
+        /// <summary>Gets or sets the share of the training data held out for validation when no validation set is given. Default 0.1.</summary>
+        public double ValidationFraction { get; set; } = Defaults.ValidationFraction;
+
+        /// <summary>Gets or sets a validation set with the same columns; used instead of splitting the training data.</summary>
+        public IDataView? ValidationSet { get; set; }
+
+        /// <summary>Gets or sets the seed of weight initialisation, data order and the validation split. Default: drawn from MLContext's seed.</summary>
+        public int? Seed { get; set; }
+
+        /// <summary>Gets or sets the image height, needed when the feature column's type does not carry it (flat vectors, encoded bytes).</summary>
+        public int? ImageHeight { get; set; }
+
+        /// <summary>Gets or sets the image width, needed when the feature column's type does not carry it (flat vectors, encoded bytes).</summary>
+        public int? ImageWidth { get; set; }
+
+        /// <summary>Gets or sets the image channels when the type does not carry them: flat vectors (default 1), images and bytes (1 grey, 3 RGB, the default, or 4 RGBA).</summary>
+        public int? ImageChannels { get; set; }
+
+        /// <summary>Gets or sets where progress reports go after every generation or epoch.</summary>
+        public IProgress<EquinasProgress>? Progress { get; set; }
+
+        /// <summary>Gets or sets a token that stops training within one batch (Fit then throws <see cref="OperationCanceledException"/> and no model is made).</summary>
+        public CancellationToken CancellationToken { get; set; }
+
+        internal SymmetryGroup TopGroup => SymmetryGroup.Parse(Group);
+
+        internal IReadOnlyList<int> ChannelsOrDefault => Channels ?? SearchDefaults.Channels;
+
+        internal IReadOnlyList<int> PoolAfterOrDefault => PoolAfter ?? SearchDefaults.Pooling(ChannelsOrDefault.Count);
+
+        internal TrainingOptions TrainingOptions() => new() { LearningRate = LearningRate, BatchSize = BatchSize };
+
+        /// <summary>A copy (arrays copied too), so that later changes to the caller's options do not reach a trainer.</summary>
+        internal Options Clone()
+        {
+            var copy = (Options)MemberwiseClone();
+            copy.LayerGroups = (string[]?)LayerGroups?.Clone();
+            copy.Channels = (int[]?)Channels?.Clone();
+            copy.PoolAfter = (int[]?)PoolAfter?.Clone();
+            return copy;
+        }
+
+        /// <summary>The settings that shaped a trained model, as text, for its history.</summary>
+        internal IReadOnlyDictionary<string, string> Describe(int seed, int trainImages, int validationImages)
+        {
+            var settings = new Dictionary<string, string>
+            {
+                [nameof(SearchMode)] = SearchMode.ToString(),
+                [nameof(Group)] = TopGroup.Name,
+                [nameof(Channels)] = string.Join(",", ChannelsOrDefault),
+                [nameof(KernelSize)] = Text(KernelSize),
+                [nameof(PoolAfter)] = string.Join(",", PoolAfterOrDefault),
+                [nameof(HeadHidden)] = Text(HeadHidden),
+                [nameof(BatchSize)] = Text(BatchSize),
+                [nameof(LearningRate)] = Text(LearningRate),
+                [nameof(Seed)] = Text(seed),
+                ["TrainImages"] = Text(trainImages),
+                ["ValidationImages"] = Text(validationImages),
+            };
+            switch (SearchMode)
+            {
+                case SearchMode.Evolutionary:
+                    settings[nameof(PopulationSize)] = Text(PopulationSize);
+                    settings[nameof(Generations)] = Text(Generations);
+                    settings[nameof(EpochsPerGeneration)] = Text(EpochsPerGeneration);
+                    break;
+                case SearchMode.Differentiable:
+                    settings[nameof(Epochs)] = Text(Epochs);
+                    settings[nameof(ArchitectureLearningRate)] = Text(ArchitectureLearningRate);
+                    settings[nameof(RetrainEpochs)] = Text(RetrainEpochs);
+                    break;
+                default:
+                    settings[nameof(Epochs)] = Text(Epochs);
+                    settings[nameof(LayerGroups)] = LayerGroups is null ? TopGroup.Name + " in every layer" : string.Join(",", LayerGroups);
+                    break;
+            }
+
+            return settings;
+
+            static string Text(IFormattable value) => value.ToString(null, CultureInfo.InvariantCulture);
+        }
+
+        /// <summary>Throws an exception naming the first setting that is out of range.</summary>
+        internal void Validate()
+        {
+            Require(!string.IsNullOrWhiteSpace(LabelColumnName), nameof(LabelColumnName), "a column name", LabelColumnName);
+            Require(!string.IsNullOrWhiteSpace(FeatureColumnName), nameof(FeatureColumnName), "a column name", FeatureColumnName);
+            Require(Enum.IsDefined(SearchMode), nameof(SearchMode), "Evolutionary, Differentiable or Fixed", SearchMode);
+            Require(SymmetryGroup.TryParse(Group, out _), nameof(Group), $"one of {string.Join(", ", SymmetryGroup.All.Select(g => g.Name))}", Group);
+            Require(Channels is null || (Channels.Length > 0 && Channels.All(c => c > 0)), nameof(Channels), "at least one positive width", Show(Channels));
+            Require(KernelSize > 0 && KernelSize % 2 == 1, nameof(KernelSize), "a positive odd number", KernelSize);
+            Require(PoolAfter is null || PoolAfter.All(p => p >= 0 && p < ChannelsOrDefault.Count), nameof(PoolAfter), $"layer indices in [0, {ChannelsOrDefault.Count})", Show(PoolAfter));
+            Require(HeadHidden > 0, nameof(HeadHidden), "a positive number", HeadHidden);
+            Require(Epochs > 0 && double.IsFinite(Epochs), nameof(Epochs), "a positive number", Epochs);
+            Require(BatchSize > 0, nameof(BatchSize), "a positive number", BatchSize);
+            Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "a positive number", LearningRate);
+            Require(PopulationSize > 0, nameof(PopulationSize), "a positive number", PopulationSize);
+            Require(Generations >= 0, nameof(Generations), "zero or more", Generations);
+            Require(EpochsPerGeneration > 0 && double.IsFinite(EpochsPerGeneration), nameof(EpochsPerGeneration), "a positive number", EpochsPerGeneration);
+            Require(ArchitectureLearningRate > 0 && double.IsFinite(ArchitectureLearningRate), nameof(ArchitectureLearningRate), "a positive number", ArchitectureLearningRate);
+            Require(RetrainEpochs >= 0 && double.IsFinite(RetrainEpochs), nameof(RetrainEpochs), "zero or a positive number", RetrainEpochs);
+            Require(ValidationFraction > 0 && ValidationFraction < 1, nameof(ValidationFraction), "a number strictly between 0 and 1", ValidationFraction);
+            Require(ImageHeight is null or > 0, nameof(ImageHeight), "a positive number or null", ImageHeight);
+            Require(ImageWidth is null or > 0, nameof(ImageWidth), "a positive number or null", ImageWidth);
+            Require(ImageChannels is null or > 0, nameof(ImageChannels), "a positive number or null", ImageChannels);
+            if (LayerGroups is { } groups)
+            {
+                Require(SearchMode == SearchMode.Fixed, nameof(LayerGroups), "null unless SearchMode is Fixed", Show(groups));
+                Require(groups.Length == ChannelsOrDefault.Count, nameof(LayerGroups), $"one group per conv layer ({ChannelsOrDefault.Count}, the length of Channels)", Show(groups));
+                foreach (var name in groups)
+                {
+                    Require(SymmetryGroup.TryParse(name, out _), nameof(LayerGroups), $"group names among {string.Join(", ", SymmetryGroup.All.Select(g => g.Name))}", Show(groups));
+                }
+
+                var parsed = groups.Select(SymmetryGroup.Parse).ToArray();
+                for (int i = 1; i < parsed.Length; i++)
+                {
+                    Require(parsed[i].IsSubgroupOf(parsed[i - 1]), nameof(LayerGroups), $"a chain in which every group is a subgroup of the previous layer's (layer {i}: {parsed[i].Name} is not in {parsed[i - 1].Name})", Show(groups));
+                }
+            }
+
+            var top = TopGroup;
+            var widths = ChannelsOrDefault;
+            int order = SearchMode == SearchMode.Fixed && LayerGroups is not null ? 1 : top.Order;
+            for (int i = 0; i < widths.Count; i++)
+            {
+                int needed = LayerGroups is { } g ? SymmetryGroup.Parse(g[i]).Order : order;
+                Require(widths[i] % needed == 0, nameof(Channels), $"multiples of the group order ({needed} for layer {i})", Show(Channels ?? widths.ToArray()));
+            }
+        }
+
+        private static string Show<T>(IReadOnlyList<T>? values) => values is null ? "null" : "[" + string.Join(", ", values) + "]";
+
+        private static void Require(bool condition, string name, string expected, object? found)
+        {
+            if (!condition)
+            {
+                throw new ArgumentOutOfRangeException(name, string.Create(CultureInfo.InvariantCulture, $"Option {name} must be {expected}; found {found ?? "null"}."));
+            }
+        }
+    }
+}

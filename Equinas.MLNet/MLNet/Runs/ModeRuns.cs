@@ -1,0 +1,140 @@
+#nullable enable
+using Equinas.MLNet.Groups;
+using Equinas.MLNet.Nn.Networks;
+using Equinas.MLNet.Search.Differentiable;
+using Equinas.MLNet.Search.Evolution;
+using Equinas.MLNet.Search.Training;
+
+namespace Equinas.MLNet.Runs;
+
+/// <summary>What every mode's run gets: the validated options, the network template, the data, the seed and the reporter.</summary>
+internal sealed record RunContext(
+    EquivariantImageClassificationTrainer.Options Options, NetworkSpec Template, ImageDataset Train, ImageDataset Validation,
+    int Seed, RunReporter Reporter, CancellationToken Token)
+{
+    public TrainingOptions Training => Options.TrainingOptions();
+}
+
+/// <summary>A trained network (owned by the caller) and the timings of the run that made it.</summary>
+internal sealed record RunResult(EquivariantNetwork Network, IReadOnlyDictionary<string, TimeSpan>? Timings = null);
+
+/// <summary>One training mode: trains a network on the context's data and reports through its reporter.</summary>
+internal interface IModeRun
+{
+    RunResult Run(RunContext context);
+}
+
+/// <summary>The run for each <see cref="SearchMode"/>.</summary>
+internal static class ModeRuns
+{
+    public static IModeRun For(SearchMode mode) => mode switch
+    {
+        SearchMode.Evolutionary => new EvolutionRun(),
+        SearchMode.Differentiable => new DifferentiableRun(),
+        _ => new FixedRun(),
+    };
+}
+
+/// <summary>EquiNAS_E: the evolutionary search, reported per generation.</summary>
+internal sealed class EvolutionRun : IModeRun
+{
+    public RunResult Run(RunContext context)
+    {
+        var o = context.Options;
+        var search = new EvolutionarySearch(new EvolutionOptions
+        {
+            TopGroup = o.TopGroup,
+            PopulationSize = o.PopulationSize,
+            Generations = o.Generations,
+            EpochsPerGeneration = o.EpochsPerGeneration,
+            Training = context.Training,
+            Seed = context.Seed,
+        });
+        int total = o.Generations + 1;
+        int candidatesSoFar = 0;
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        search.GenerationCompleted += (_, g) =>
+        {
+            // Generations grow from one network to several children per survivor: estimate the time left from the
+            // time per candidate so far and a next generation of about four candidates per survivor (a copy and
+            // relaxations), duplicates not counted.
+            candidatesSoFar += g.Candidates.Count;
+            var perCandidate = watch.Elapsed / Math.Max(1, candidatesSoFar);
+            int expected = Math.Max(g.Candidates.Count, Math.Min(o.PopulationSize, g.Candidates.Count) * 4);
+            context.Reporter.Generation(g, total, perCandidate * expected * (total - g.Generation - 1));
+        };
+        var result = search.Run(context.Template, context.Train, context.Validation, context.Token);
+        var t = result.Times;
+        var timings = new Dictionary<string, TimeSpan> { ["training"] = t.Training, ["validation"] = t.Validation, ["morphism"] = t.Morphism };
+        return new RunResult(result.Network, timings);
+    }
+}
+
+/// <summary>EquiNAS_D: the differentiable search (and the optional retraining), reported per epoch.</summary>
+internal sealed class DifferentiableRun : IModeRun
+{
+    public RunResult Run(RunContext context)
+    {
+        var o = context.Options;
+        var options = new DifferentiableOptions
+        {
+            TopGroup = o.TopGroup,
+            Epochs = o.Epochs,
+            Training = context.Training,
+            ArchitectureLearningRate = o.ArchitectureLearningRate,
+            RetrainEpochs = o.RetrainEpochs,
+            Seed = context.Seed,
+        };
+        var members = options.MemberGroups.Select(m => m.Name).ToArray();
+        int total = (int)Math.Ceiling(o.Epochs) + (int)Math.Ceiling(o.RetrainEpochs);
+        var search = new DifferentiableSearch(options);
+        search.EpochCompleted += (_, e) =>
+        {
+            var z = EquinasModelParameters.ZByName(members, e.Z);
+            var groups = z.Select(layer => layer.MaxBy(p => p.Value).Key).ToArray();
+            context.Reporter.Epoch(
+                e.Phase == DifferentiablePhase.Search ? EquinasPhase.Search : EquinasPhase.Retrain, e.Epoch, total, e.Train, e.Validation, groups,
+                e.Phase == DifferentiablePhase.Search ? z : null, e.Parameters);
+        };
+        var result = search.Run(context.Template, context.Train, context.Validation, context.Token);
+        return new RunResult(result.TakeNetwork());
+    }
+}
+
+/// <summary>A network with fixed per-layer groups, reported per epoch.</summary>
+internal sealed class FixedRun : IModeRun
+{
+    public RunResult Run(RunContext context)
+    {
+        var o = context.Options;
+        var groups = o.LayerGroups is { } names
+            ? names.Select(SymmetryGroup.Parse).ToArray()
+            : NetworkPresets.Uniform(o.TopGroup, context.Template.Layers.Count).ToArray();
+        NetworkSpec spec;
+        try
+        {
+            spec = context.Template.WithGroups(groups);
+        }
+        catch (ArgumentException e)
+        {
+            throw new ArgumentException($"LayerGroups [{string.Join(", ", groups.Select(g => g.Name))}] do not fit Channels [{string.Join(", ", o.ChannelsOrDefault)}]: {e.Message}", nameof(o.LayerGroups), e);
+        }
+
+        var network = SeededInit.Create(context.Seed, () => new GroupCnn(spec));
+        try
+        {
+            int total = (int)Math.Ceiling(o.Epochs);
+            var layerGroups = spec.Groups.Select(g => g.Name).ToArray();
+            var trainer = new NetworkTrainer(context.Training);
+            trainer.EpochCompleted += (_, e) => context.Reporter.Epoch(EquinasPhase.Training, e.Epoch, total, e.Train, e.Validation!.Value, layerGroups, null, network.ParameterCount);
+            trainer.Fit(network, context.Train, context.Validation, o.Epochs, context.Seed, context.Token);
+            network.PrepareForInference();
+            return new RunResult(network);
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+    }
+}

@@ -1,0 +1,130 @@
+#nullable enable
+using Equinas.MLNet.Input;
+using Equinas.MLNet.Search.Training;
+using Microsoft.ML;
+using Microsoft.ML.Runtime;
+
+namespace Equinas.MLNet.Runs;
+
+/// <summary>
+/// The training and validation images a run trains on, read from ML.NET data views: the input spec (with the training
+/// data's normalisation), the class count from the label key, and the label keys checked to mean the same classes in
+/// both sets. Owns the datasets.
+/// </summary>
+internal sealed class TrainingData : IDisposable
+{
+    private TrainingData(InputSpec spec, int classes, ImageDataset train, ImageDataset validation)
+    {
+        Spec = spec;
+        Classes = classes;
+        Train = train;
+        Validation = validation;
+    }
+
+    public InputSpec Spec { get; }
+
+    public int Classes { get; }
+
+    public ImageDataset Train { get; }
+
+    public ImageDataset Validation { get; }
+
+    /// <summary>
+    /// Reads <paramref name="trainData"/> and <paramref name="validationData"/> (or splits a stratified
+    /// <see cref="EquivariantImageClassificationTrainer.Options.ValidationFraction"/> off the training data).
+    /// </summary>
+    /// <exception cref="ArgumentException">A column, a label or a row is not what the trainer needs (the message says what).</exception>
+    public static TrainingData Read(IDataView trainData, IDataView? validationData, EquivariantImageClassificationTrainer.Options o, int seed, IChannel ch, Action checkAlive)
+    {
+        var spec = InputSpec.Resolve(trainData.Schema, o.FeatureColumnName, o.ImageHeight, o.ImageWidth, o.ImageChannels);
+        // The label's column and type first; its class count after the rows are read, so that an empty set is
+        // reported as empty (MapValueToKey fitted on no rows makes a key of one value).
+        DatasetReader.ClassCount(trainData.Schema, o.LabelColumnName, "training data", requireTwo: false);
+        var raw = DatasetReader.Read(trainData, spec, o.LabelColumnName, checkAlive);
+        if (raw.SkippedMissingLabels > 0)
+        {
+            ch.Warning($"Skipped {raw.SkippedMissingLabels} training row(s) whose label in column '{o.LabelColumnName}' is missing (a value outside the key's values).");
+        }
+
+        if (raw.Count == 0)
+        {
+            string why = raw.SkippedMissingLabels == 0
+                ? "the training data has no rows"
+                : $"the training data has no rows with a label in column '{o.LabelColumnName}' ({raw.SkippedMissingLabels} row(s) with a missing label)";
+            throw new ArgumentException($"Cannot train: {why}; expected at least 2 labelled images.", nameof(trainData));
+        }
+
+        int classes = DatasetReader.ClassCount(trainData.Schema, o.LabelColumnName, "training data");
+        if (spec.Kind == FeatureKind.Image)
+        {
+            ch.Warning($"Feature column '{spec.Column}' is an image column: the model predicts in this process but cannot be saved (ML.NET does not save image columns' types). For a model to save, feed pixels (ExtractPixels) or encoded bytes (LoadRawImageBytes).");
+        }
+
+        spec = spec.WithNormalization(raw.Pixels.AsSpan(0, raw.Count * spec.Size));
+        ImageDataset? all = null, validation = null;
+        try
+        {
+            all = raw.ToDataset(spec, classes);
+            if (validationData is not null)
+            {
+                validation = ReadValidation(trainData, validationData, spec, classes, o, ch, checkAlive);
+                var data = new TrainingData(spec, classes, all, validation);
+                all = null;
+                validation = null;
+                return data;
+            }
+
+            if (all.Count < 2)
+            {
+                throw new ArgumentException($"The training data has {all.Count} labelled image(s); at least 2 are needed to split off a validation set.", nameof(trainData));
+            }
+
+            var (train, split) = all.Split(o.ValidationFraction, seed);
+            return new TrainingData(spec, classes, train, split);
+        }
+        finally
+        {
+            all?.Dispose();
+            validation?.Dispose();
+        }
+    }
+
+    private static ImageDataset ReadValidation(IDataView trainData, IDataView validationData, InputSpec spec, int classes, EquivariantImageClassificationTrainer.Options o, IChannel ch, Action checkAlive)
+    {
+        spec.CheckColumn(validationData.Schema, o.FeatureColumnName, "validation data");
+        int validationClasses = DatasetReader.ClassCount(validationData.Schema, o.LabelColumnName, "validation data");
+        if (validationClasses != classes)
+        {
+            throw new ArgumentException($"Label column '{o.LabelColumnName}' has {validationClasses} classes in the validation data but {classes} in the training data; map both with the same MapValueToKey.", nameof(validationData));
+        }
+
+        var trainNames = DatasetReader.KeyNames(trainData.Schema, o.LabelColumnName);
+        var validationNames = DatasetReader.KeyNames(validationData.Schema, o.LabelColumnName);
+        if (trainNames is not null && validationNames is not null && !trainNames.SequenceEqual(validationNames))
+        {
+            int key = Enumerable.Range(0, Math.Min(trainNames.Length, validationNames.Length)).First(k => trainNames[k] != validationNames[k]);
+            throw new ArgumentException(
+                $"Label column '{o.LabelColumnName}' maps classes to keys differently in the validation data: key {key + 1} is '{validationNames[key]}' there but '{trainNames[key]}' in the training data. Fit one MapValueToKey (or give it keyData) and apply it to both.",
+                nameof(validationData));
+        }
+
+        if (trainNames is null != validationNames is null)
+        {
+            ch.Warning($"Label column '{o.LabelColumnName}' has key values in only one of the training and validation data; make sure both were mapped by the same MapValueToKey.");
+        }
+
+        var rawValidation = DatasetReader.Read(validationData, spec, o.LabelColumnName, checkAlive);
+        if (rawValidation.Count == 0)
+        {
+            throw new ArgumentException($"The validation data has no rows with a label in column '{o.LabelColumnName}'.", nameof(validationData));
+        }
+
+        return rawValidation.ToDataset(spec, classes);
+    }
+
+    public void Dispose()
+    {
+        Train.Dispose();
+        Validation.Dispose();
+    }
+}

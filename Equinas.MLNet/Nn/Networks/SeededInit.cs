@@ -1,0 +1,28 @@
+#nullable enable
+using TorchSharp;
+
+namespace Equinas.MLNet.Nn.Networks;
+
+/// <summary>
+/// Seeded weight initialisation. libtorch has one process-wide random generator, and weight initialisation is the only
+/// place the engine draws from it (batch order, splits and the searches' choices use seeded .NET generators). Every
+/// network the engine builds for training is built here: the seed is set and the network constructed under one
+/// process-wide lock, so that trainings running at the same time (two <c>Fit</c> calls, parallel candidates) cannot
+/// interleave their draws, and a training is deterministic for its seed whatever else the engine does meanwhile.
+/// Code outside the engine that draws from libtorch's generator while a network is being built is not covered.
+/// </summary>
+internal static class SeededInit
+{
+    private static readonly object Gate = new();
+
+    /// <summary>Sets libtorch's generator to <paramref name="seed"/> and runs <paramref name="create"/>, atomically.</summary>
+    public static T Create<T>(int seed, Func<T> create)
+    {
+        ArgumentNullException.ThrowIfNull(create);
+        lock (Gate)
+        {
+            torch.manual_seed(seed);
+            return create();
+        }
+    }
+}
