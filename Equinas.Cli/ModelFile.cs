@@ -102,6 +102,8 @@ internal static class ModelFile
             throw new FileNotFoundException($"Model file '{path}' does not exist.", path);
         }
 
+        // Names a damaged entry in the first message (ML.NET's loader would wrap it in reflection exceptions).
+        Equinas.MLNet.EquinasModelParameters.VerifyFile(path);
         var model = ml.Model.Load(path, out _);
         RunInfo? run = null;
         using (var zip = ZipFile.OpenRead(path))

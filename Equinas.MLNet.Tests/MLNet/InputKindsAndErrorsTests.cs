@@ -349,10 +349,21 @@ public sealed class InputKindsAndErrorsTests
             Assert.NotNull(inner);
             Assert.Contains("entry 'EquinasWeights.bin' should hold SHA-256", inner.Message, StringComparison.Ordinal);
             Assert.Contains("the entry was modified", inner.Message, StringComparison.Ordinal);
+            Assert.Same(inner, tampered.GetBaseException());
+
+            // Checked before ML.NET's reflection-based loader: the first message names the file and the entry.
+            var verified = Assert.Throws<InvalidDataException>(() => EquinasModelParameters.VerifyFile(path));
+            Assert.Contains($"Model file '{path}'", verified.Message, StringComparison.Ordinal);
+            Assert.Contains("entry 'EquinasWeights.bin' should hold SHA-256", verified.Message, StringComparison.Ordinal);
+
+            File.WriteAllBytes(path, original);
+            EquinasModelParameters.VerifyFile(path);
 
             File.WriteAllBytes(path, original.AsSpan(0, original.Length / 2).ToArray());
             var truncated = Assert.ThrowsAny<Exception>(() => new MLContext().Model.Load(path, out _));
             Assert.NotEmpty(truncated.Message);
+            var incomplete = Assert.Throws<InvalidDataException>(() => EquinasModelParameters.VerifyFile(path));
+            Assert.Contains("is not a complete zip archive", incomplete.Message, StringComparison.Ordinal);
         }
         finally
         {

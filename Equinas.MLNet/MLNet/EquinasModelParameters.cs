@@ -207,6 +207,69 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         _ => null,
     };
 
+    /// <summary>
+    /// Checks a saved model file before it is loaded: that it is a complete zip and that every Equinas model in it has
+    /// its entries with the length and SHA-256 recorded when it was saved. <c>mlContext.Model.Load</c> makes the same
+    /// checks, but ML.NET's loader reaches the model by reflection, so its exception arrives wrapped in
+    /// <see cref="System.Reflection.TargetInvocationException"/>s (the message is in <c>GetBaseException()</c>); call
+    /// this first where the first message a user sees should name what is wrong.
+    /// </summary>
+    /// <param name="path">The model zip written by <c>mlContext.Model.Save</c>.</param>
+    /// <exception cref="FileNotFoundException">There is no such file.</exception>
+    /// <exception cref="InvalidDataException">The file is not a complete zip, or an entry is missing, truncated or modified (the message names the file and the entry).</exception>
+    public static void VerifyFile(string path)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(path);
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"Model file '{path}' was not found.", path);
+        }
+
+        System.IO.Compression.ZipArchive zip;
+        try
+        {
+            zip = System.IO.Compression.ZipFile.OpenRead(path);
+        }
+        catch (InvalidDataException e)
+        {
+            throw new InvalidDataException($"Model file '{path}' is not a complete zip archive (truncated or not a model file): {e.Message}", e);
+        }
+
+        using (zip)
+        {
+            foreach (var metadataEntry in zip.Entries.Where(e => e.Name == MetadataEntry))
+            {
+                string folder = metadataEntry.FullName[..^MetadataEntry.Length];
+                StoredMetadata metadata;
+                try
+                {
+                    using var reader = new StreamReader(metadataEntry.Open());
+                    metadata = ParseMetadata(reader.ReadToEnd());
+                    CheckEntry(ArchitectureEntry, ReadEntry(zip, folder + ArchitectureEntry), metadata.ArchitectureSha256, metadata.ArchitectureLength);
+                    CheckEntry(WeightsEntry, ReadEntry(zip, folder + WeightsEntry), metadata.WeightsSha256, metadata.WeightsLength);
+                }
+                catch (InvalidDataException e)
+                {
+                    throw new InvalidDataException($"Model file '{path}': {e.Message}", e);
+                }
+            }
+        }
+    }
+
+    private static byte[]? ReadEntry(System.IO.Compression.ZipArchive zip, string name)
+    {
+        var entry = zip.GetEntry(name);
+        if (entry is null)
+        {
+            return null;
+        }
+
+        using var stream = entry.Open();
+        using var buffer = new MemoryStream();
+        stream.CopyTo(buffer);
+        return buffer.ToArray();
+    }
+
     internal static EquinasModelParameters Create(IHostEnvironment env, StoredNetwork network, InputSpec input, int classes, EquinasHistory history)
     {
         Contracts.CheckValue(env, nameof(env));

@@ -56,6 +56,7 @@ if (files.Count == 0 || !File.Exists(modelPath))
 }
 
 var mlContext = new MLContext();
+Equinas.MLNet.EquinasModelParameters.VerifyFile(modelPath); // a damaged file is named here, before ML.NET's loader wraps the error
 ITransformer model = mlContext.Model.Load(modelPath, out _);
 using var engine = mlContext.Model.CreatePredictionEngine<ModelInput, ModelOutput>(model);
 
