@@ -35,6 +35,7 @@ internal static class Cli
         var epochs = new Option<double>("--epochs") { Description = "Differentiable and fixed: epochs (fractions allowed).", DefaultValueFactory = _ => TrainerDefaults.Epochs };
         var alphaLr = new Option<double>("--alpha-lr") { Description = "Differentiable: Adam learning rate of the mixture weights z.", DefaultValueFactory = _ => TrainerDefaults.ArchitectureLearningRate };
         var retrain = new Option<double>("--retrain-epochs") { Description = "Differentiable: after the search, retrain the chosen groups as an ordinary G-CNN for this many epochs (0 keeps the mixture).", DefaultValueFactory = _ => TrainerDefaults.RetrainEpochs };
+        var warmup = new Option<double>("--warmup-epochs") { Description = "Differentiable: epochs that train the weights only (z fixed) before the search.", DefaultValueFactory = _ => TrainerDefaults.WarmupEpochs };
         var channels = new Option<string?>("--channels") { Description = "Comma-separated width of each conv layer in scalar channels (multiples of the group order; default " + string.Join(",", TrainerDefaults.Channels) + ")." };
         var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => TrainerDefaults.BatchSize };
         var size = new Option<int>("--size") { Description = "Images are resized to SIZE x SIZE.", DefaultValueFactory = _ => 28 };
@@ -44,7 +45,7 @@ internal static class Cli
         var report = new Option<string?>("--report") { Description = "Folder to write the report (PNG plots and report.md) into after training." };
         var command = new Command("train", "Train a model and save it as an ML.NET model zip.")
         {
-            data, mode, groups, group, generations, population, epochsPerGeneration, epochs, alphaLr, retrain, channels, batch, size, rgb, seed, output, report,
+            data, mode, groups, group, generations, population, epochsPerGeneration, epochs, alphaLr, retrain, warmup, channels, batch, size, rgb, seed, output, report,
         };
         command.SetAction((result, token) => Guard(() => Commands.TrainAsync(
             new TrainSettings
@@ -59,6 +60,7 @@ internal static class Cli
                 Epochs = result.GetValue(epochs),
                 ArchitectureLearningRate = result.GetValue(alphaLr),
                 RetrainEpochs = result.GetValue(retrain),
+                WarmupEpochs = result.GetValue(warmup),
                 Channels = SplitList(result.GetValue(channels))?.Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray(),
                 BatchSize = result.GetValue(batch),
                 Size = result.GetValue(size),

@@ -32,6 +32,8 @@ internal sealed record TrainSettings
 
     public double RetrainEpochs { get; init; } = TrainerDefaults.RetrainEpochs;
 
+    public double WarmupEpochs { get; init; } = TrainerDefaults.WarmupEpochs;
+
     public IReadOnlyList<int>? Channels { get; init; }
 
     public int BatchSize { get; init; } = TrainerDefaults.BatchSize;
@@ -101,6 +103,7 @@ internal static class Commands
             Epochs = s.Epochs,
             ArchitectureLearningRate = s.ArchitectureLearningRate,
             RetrainEpochs = s.RetrainEpochs,
+            WarmupEpochs = s.WarmupEpochs,
             BatchSize = s.BatchSize,
             Seed = s.Seed,
             ValidationSet = validationRows.Count > 0 ? preprocessing.Transform(ImagePipeline.ToDataView(ml, validationRows)) : null,

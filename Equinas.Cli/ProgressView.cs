@@ -125,7 +125,12 @@ internal sealed class ProgressView : IProgress<EquinasProgress>
         table.AddRow("layer groups", Markup.Escape(string.Join(" - ", p.LayerGroups)));
         if (p.Z is { } z)
         {
-            table.AddRow("z (largest per layer)", Markup.Escape(string.Join("  ", z.Select(layer => layer.MaxBy(kv => kv.Value)).Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F2}")))));
+            table.AddRow("z (largest per layer, conjugates summed)", Markup.Escape(string.Join("  ", z.Select(layer => ZReadout.ByClass(layer).MaxBy(kv => kv.Value)).Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value:F2}")))));
+        }
+
+        if (p.ElementMass is { } mass)
+        {
+            table.AddRow("element mass per layer (r, r2, mirror)", Markup.Escape(string.Join("  ", mass.Select(ZReadout.Elements))));
         }
 
         if (p.Parameters > 0)

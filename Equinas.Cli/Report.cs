@@ -149,8 +149,11 @@ internal static class Report
     private static void ZPerLayer(Figure figure, List<EquinasEpoch> epochs)
     {
         int layers = epochs[0].Z!.Count;
+        // Conjugate members (the four mirrors, the two Klein groups) are one band: which axis carries the weight is
+        // not a property of the data's symmetry class.
+        epochs = epochs.Select(e => e with { Z = e.Z!.Select(ZReadout.ByClass).ToArray() }).ToList();
         var members = epochs[0].Z!.SelectMany(l => l.Keys).Distinct().ToList();
-        var order = new[] { "D4", "C4", "D2VH", "D2DA", "C2", "D1V", "D1H", "D1D", "D1A", "C1" };
+        var order = new[] { "D4", "C4", "D2*", "C2", "D1*", "C1" };
         members = members.OrderBy(m => Array.IndexOf(order, m) is var i && i >= 0 ? i : 99).ThenBy(m => m, StringComparer.Ordinal).ToList();
         var colors = members.Select((m, i) => (m, Axes.Palette[i % Axes.Palette.Length])).ToDictionary(t => t.m, t => t.Item2);
         var xs = epochs.Select(e => e.Epoch).ToArray();
@@ -246,7 +249,12 @@ internal static class Report
 
         if (model.Z is { } z)
         {
-            md.AppendLine(ci, $"| mixed layers kept, largest z | {string.Join(" - ", z.Select(l => l.MaxBy(kv => kv.Value)).Select(kv => string.Create(ci, $"{kv.Key} {kv.Value:F2}")))} |");
+            md.AppendLine(ci, $"| mixed layers kept, largest z (conjugates summed) | {string.Join(" - ", z.Select(l => ZReadout.ByClass(l).MaxBy(kv => kv.Value)).Select(kv => string.Create(ci, $"{kv.Key} {kv.Value:F2}")))} |");
+        }
+
+        if (h.Epochs.LastOrDefault(e => e.ElementMass is not null)?.ElementMass is { } mass)
+        {
+            md.AppendLine(ci, $"| element mass per layer at the end (r, r2, largest mirror) | {string.Join(" - ", mass.Select(ZReadout.Elements))} |");
         }
 
         md.AppendLine().AppendLine("## Plots").AppendLine();
@@ -268,12 +276,13 @@ internal static class Report
 
         if (h.Epochs.Count > 0)
         {
-            md.AppendLine("| epoch | phase | train loss | train accuracy | validation loss | validation accuracy | largest z per layer |");
-            md.AppendLine("| ---: | --- | ---: | ---: | ---: | ---: | --- |");
+            md.AppendLine("| epoch | phase | train loss | train accuracy | validation loss | validation accuracy | largest z per layer (conjugates summed) | element mass per layer (r, r2, mirror) |");
+            md.AppendLine("| ---: | --- | ---: | ---: | ---: | ---: | --- | --- |");
             foreach (var e in h.Epochs)
             {
-                string zText = e.Z is null ? "-" : string.Join(", ", e.Z.Select(l => l.MaxBy(kv => kv.Value)).Select(kv => string.Create(ci, $"{kv.Key} {kv.Value:F2}")));
-                md.AppendLine(ci, $"| {e.Epoch:0.##} | {e.Phase} | {e.TrainLoss:F4} | {Commands.Pct(e.TrainAccuracy)} | {e.ValidationLoss:F4} | {Commands.Pct(e.ValidationAccuracy)} | {zText} |");
+                string zText = e.Z is null ? "-" : string.Join(", ", e.Z.Select(l => ZReadout.ByClass(l).MaxBy(kv => kv.Value)).Select(kv => string.Create(ci, $"{kv.Key} {kv.Value:F2}")));
+                string massText = e.ElementMass is null ? "-" : string.Join(", ", e.ElementMass.Select(ZReadout.Elements));
+                md.AppendLine(ci, $"| {e.Epoch:0.##} | {e.Phase} | {e.TrainLoss:F4} | {Commands.Pct(e.TrainAccuracy)} | {e.ValidationLoss:F4} | {Commands.Pct(e.ValidationAccuracy)} | {zText} | {massText} |");
             }
         }
 

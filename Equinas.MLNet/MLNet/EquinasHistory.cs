@@ -93,6 +93,15 @@ public sealed record EquinasEpoch
     /// <summary>Gets the mixture weights z per layer (member group name to weight), or null for fixed training.</summary>
     public IReadOnlyList<IReadOnlyDictionary<string, double>>? Z { get; init; }
 
+    /// <summary>
+    /// Gets, for the differentiable search, the mass of z on each element of D4 per layer: for element g (named e, r,
+    /// r2, r3, f, rf, r2f, r3f; r a quarter turn counter-clockwise, f the left-right mirror), the sum of z over the
+    /// members that contain g. The identity always has mass 1; a layer whose mass on g is near 1 keeps g's symmetry
+    /// whichever member carries it, so conjugate members (the four reflection groups, the two Klein groups) that split
+    /// their weight still read clearly here. Null for other modes and phases.
+    /// </summary>
+    public IReadOnlyList<IReadOnlyDictionary<string, double>>? ElementMass { get; init; }
+
     /// <summary>Gets the mean training loss over the epoch.</summary>
     public required double TrainLoss { get; init; }
 

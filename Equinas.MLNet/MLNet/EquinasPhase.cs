@@ -10,6 +10,9 @@ public enum EquinasPhase
     /// <summary>An epoch of the differentiable search (weights and mixture weights z).</summary>
     Search,
 
+    /// <summary>A warm-up epoch before the differentiable search: the mixed network's weights only, z fixed.</summary>
+    Warmup,
+
     /// <summary>An epoch of retraining the differentiable search's chosen groups as an ordinary G-CNN.</summary>
     Retrain,
 

@@ -49,6 +49,21 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// <summary>The default Adam learning rate of the mixture logits: 0.01.</summary>
         public const double ArchitectureLearningRate = SearchDefaults.ArchitectureLearningRate;
 
+        /// <summary>The default warm-up epochs (weights only) before the differentiable search.</summary>
+        public const double WarmupEpochs = SearchDefaults.WarmupEpochs;
+
+        /// <summary>The paper's rotated-MNIST learning rates (Adam, 100 epochs): weights 0.01 (<see cref="Options.LearningRate"/>).</summary>
+        public const double PaperRotatedMnistLearningRate = 0.01;
+
+        /// <summary>The paper's rotated-MNIST learning rate of the mixture logits: 0.01 (<see cref="Options.ArchitectureLearningRate"/>).</summary>
+        public const double PaperRotatedMnistArchitectureLearningRate = 0.01;
+
+        /// <summary>The paper's ISIC learning rates (Adam, 50 epochs): weights 0.001 (<see cref="Options.LearningRate"/>).</summary>
+        public const double PaperIsicLearningRate = 0.001;
+
+        /// <summary>The paper's ISIC learning rate of the mixture logits: 0.01 (<see cref="Options.ArchitectureLearningRate"/>).</summary>
+        public const double PaperIsicArchitectureLearningRate = 0.01;
+
         /// <summary>The default share of the training data held out for validation: 0.1.</summary>
         public const double ValidationFraction = SearchDefaults.ValidationFraction;
 
@@ -125,8 +140,18 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// </summary>
         public double RetrainEpochs { get; set; } = Defaults.RetrainEpochs;
 
-        /// <summary>Gets or sets the Adam learning rate of the mixture logits in the differentiable search. Default 0.01.</summary>
+        /// <summary>
+        /// Gets or sets the Adam learning rate of the mixture logits in the differentiable search. Default 0.01 (the
+        /// paper's presets are in <see cref="Defaults"/>). The logits are updated after every weight step on a batch of
+        /// the validation data, never on the batches the weights train on.
+        /// </summary>
         public double ArchitectureLearningRate { get; set; } = Defaults.ArchitectureLearningRate;
+
+        /// <summary>
+        /// Gets or sets, for the differentiable search, epochs that train the mixed network's weights only (z fixed)
+        /// before z is learned, so that z starts moving once the members' kernels carry signal. Default 0.
+        /// </summary>
+        public double WarmupEpochs { get; set; } = Defaults.WarmupEpochs;
 
         /// <summary>Gets or sets the share of the training data held out for validation when no validation set is given. Default 0.1.</summary>
         public double ValidationFraction { get; set; } = Defaults.ValidationFraction;
@@ -198,6 +223,7 @@ public sealed partial class EquivariantImageClassificationTrainer
                     settings[nameof(Epochs)] = Text(Epochs);
                     settings[nameof(ArchitectureLearningRate)] = Text(ArchitectureLearningRate);
                     settings[nameof(RetrainEpochs)] = Text(RetrainEpochs);
+                    settings[nameof(WarmupEpochs)] = Text(WarmupEpochs);
                     break;
                 default:
                     settings[nameof(Epochs)] = Text(Epochs);
@@ -229,6 +255,7 @@ public sealed partial class EquivariantImageClassificationTrainer
             Require(EpochsPerGeneration > 0 && double.IsFinite(EpochsPerGeneration), nameof(EpochsPerGeneration), "a positive number", EpochsPerGeneration);
             Require(ArchitectureLearningRate > 0 && double.IsFinite(ArchitectureLearningRate), nameof(ArchitectureLearningRate), "a positive number", ArchitectureLearningRate);
             Require(RetrainEpochs >= 0 && double.IsFinite(RetrainEpochs), nameof(RetrainEpochs), "zero or a positive number", RetrainEpochs);
+            Require(WarmupEpochs >= 0 && double.IsFinite(WarmupEpochs), nameof(WarmupEpochs), "zero or a positive number", WarmupEpochs);
             Require(ValidationFraction > 0 && ValidationFraction < 1, nameof(ValidationFraction), "a number strictly between 0 and 1", ValidationFraction);
             Require(ImageHeight is null or > 0, nameof(ImageHeight), "a positive number or null", ImageHeight);
             Require(ImageWidth is null or > 0, nameof(ImageWidth), "a positive number or null", ImageWidth);

@@ -2,7 +2,6 @@ using System.Diagnostics;
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search.Training;
-using TorchSharp;
 
 namespace Equinas.Benchmarks;
 
@@ -17,11 +16,16 @@ internal sealed record FixedBaseline(string Architecture, long Parameters, doubl
     /// <summary>Trains <paramref name="template"/> with every layer <paramref name="group"/> for <paramref name="epochs"/> epochs.</summary>
     public static FixedBaseline Train(
         NetworkSpec template, SymmetryGroup group, ImageDataset train, ImageDataset validation, ImageDataset test,
+        double epochs, TrainingOptions training, int seed) =>
+        Train(template, NetworkPresets.Uniform(group, template.Layers.Count), train, validation, test, epochs, training, seed);
+
+    /// <summary>Trains <paramref name="template"/> with the given per-layer groups (a chain) for <paramref name="epochs"/> epochs.</summary>
+    public static FixedBaseline Train(
+        NetworkSpec template, IReadOnlyList<SymmetryGroup> groups, ImageDataset train, ImageDataset validation, ImageDataset test,
         double epochs, TrainingOptions training, int seed)
     {
         var watch = Stopwatch.StartNew();
-        torch.manual_seed(seed);
-        using var net = new GroupCnn(template.WithGroups(NetworkPresets.Uniform(group, template.Layers.Count)));
+        using var net = SeededInit.Create(seed, () => new GroupCnn(template.WithGroups(groups)));
         var history = new NetworkTrainer(training).Fit(net, train, validation, epochs, seed, CancellationToken.None);
         var accuracy = NetworkTrainer.Evaluate(net, test, training.EvaluationBatchSize, CancellationToken.None).Accuracy;
         return new FixedBaseline(string.Join("-", net.Spec.Groups.Select(g => g.Name)), net.ParameterCount, history[^1].Validation!.Value.Accuracy, accuracy, watch.Elapsed.TotalSeconds);

@@ -16,6 +16,7 @@ var benchmarks = new Dictionary<string, Func<BenchmarkOptions, int>>(StringCompa
     ["precision"] = PrecisionBenchmark.Run,
     ["evolution"] = EvolutionExperiment.Run,
     ["differentiable"] = DifferentiableExperiment.Run,
+    ["known-answer"] = KnownAnswerExperiment.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

@@ -83,22 +83,34 @@ internal sealed class DifferentiableRun : IModeRun
             Training = context.Training,
             ArchitectureLearningRate = o.ArchitectureLearningRate,
             RetrainEpochs = o.RetrainEpochs,
+            WarmupEpochs = o.WarmupEpochs,
             Seed = context.Seed,
         };
         var members = options.MemberGroups.Select(m => m.Name).ToArray();
-        int total = (int)Math.Ceiling(o.Epochs) + (int)Math.Ceiling(o.RetrainEpochs);
+        int total = (int)Math.Ceiling(o.WarmupEpochs) + (int)Math.Ceiling(o.Epochs) + (int)Math.Ceiling(o.RetrainEpochs);
         var search = new DifferentiableSearch(options);
         search.EpochCompleted += (_, e) =>
         {
             var z = EquinasModelParameters.ZByName(members, e.Z);
             var groups = z.Select(layer => layer.MaxBy(p => p.Value).Key).ToArray();
-            context.Reporter.Epoch(
-                e.Phase == DifferentiablePhase.Search ? EquinasPhase.Search : EquinasPhase.Retrain, e.Epoch, total, e.Train, e.Validation, groups,
-                e.Phase == DifferentiablePhase.Search ? z : null, e.Parameters);
+            var phase = e.Phase switch
+            {
+                DifferentiablePhase.Warmup => EquinasPhase.Warmup,
+                DifferentiablePhase.Search => EquinasPhase.Search,
+                _ => EquinasPhase.Retrain,
+            };
+            bool mixed = e.Phase != DifferentiablePhase.Retrain;
+            context.Reporter.Epoch(phase, e.Epoch, total, e.Train, e.Validation, groups, mixed ? z : null, e.Parameters, mixed ? ElementMass(options.MemberGroups, e.Z) : null);
         };
         var result = search.Run(context.Template, context.Train, context.Validation, context.Token);
         return new RunResult(result.TakeNetwork());
     }
+
+    /// <summary>Per layer, the mass of z on each element of D4 (the sum of z over the members containing it), by element name.</summary>
+    internal static IReadOnlyList<IReadOnlyDictionary<string, double>> ElementMass(IReadOnlyList<SymmetryGroup> members, IReadOnlyList<double[]> z) =>
+        Mixed.MixedGroupCnn.ElementMass(members, z)
+            .Select(layer => (IReadOnlyDictionary<string, double>)D4Element.All.ToDictionary(g => g.ToString(), g => layer[g.Index]))
+            .ToArray();
 }
 
 /// <summary>A network with fixed per-layer groups, reported per epoch.</summary>

@@ -45,13 +45,14 @@ internal sealed class RunReporter
     }
 
     /// <summary>Records a finished epoch (search, retraining or fixed training) and reports it.</summary>
-    public void Epoch(EquinasPhase phase, double epoch, int totalSteps, PassMetrics train, PassMetrics validation, IReadOnlyList<string> layerGroups, IReadOnlyList<IReadOnlyDictionary<string, double>>? z, long parameters)
+    public void Epoch(EquinasPhase phase, double epoch, int totalSteps, PassMetrics train, PassMetrics validation, IReadOnlyList<string> layerGroups, IReadOnlyList<IReadOnlyDictionary<string, double>>? z, long parameters, IReadOnlyList<IReadOnlyDictionary<string, double>>? elementMass = null)
     {
         _epochs.Add(new EquinasEpoch
         {
             Epoch = epoch,
             Phase = phase,
             Z = z,
+            ElementMass = elementMass,
             TrainLoss = train.Loss,
             TrainAccuracy = train.Accuracy,
             ValidationLoss = validation.Loss,
@@ -60,7 +61,7 @@ internal sealed class RunReporter
         _channel.Info($"Epoch {epoch:F2} ({phase}, {string.Join("-", layerGroups)}): validation accuracy {validation.Accuracy:P2}, loss {validation.Loss:F4}.");
         int done = _step + 1;
         var remaining = TimeSpan.FromTicks(_watch.Elapsed.Ticks / done * Math.Max(0, totalSteps - done));
-        Report(phase, totalSteps, null, train, validation, layerGroups, z, parameters, remaining);
+        Report(phase, totalSteps, null, train, validation, layerGroups, z, parameters, remaining, elementMass);
     }
 
     /// <summary>The history of the run so far, with its timings.</summary>
@@ -74,7 +75,7 @@ internal sealed class RunReporter
         Timings = timings,
     };
 
-    private void Report(EquinasPhase phase, int totalSteps, int? generation, PassMetrics train, PassMetrics validation, IReadOnlyList<string> layerGroups, IReadOnlyList<IReadOnlyDictionary<string, double>>? z, long parameters, TimeSpan remaining)
+    private void Report(EquinasPhase phase, int totalSteps, int? generation, PassMetrics train, PassMetrics validation, IReadOnlyList<string> layerGroups, IReadOnlyList<IReadOnlyDictionary<string, double>>? z, long parameters, TimeSpan remaining, IReadOnlyList<IReadOnlyDictionary<string, double>>? elementMass = null)
     {
         _step++;
         _progress?.Report(new EquinasProgress
@@ -90,6 +91,7 @@ internal sealed class RunReporter
             ValidationAccuracy = validation.Accuracy,
             LayerGroups = layerGroups.ToArray(),
             Z = z,
+            ElementMass = elementMass,
             Parameters = parameters,
             Elapsed = _watch.Elapsed,
             Remaining = remaining,

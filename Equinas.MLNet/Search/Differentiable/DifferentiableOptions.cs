@@ -50,6 +50,19 @@ internal sealed record DifferentiableOptions
     /// </summary>
     public double RetrainEpochs { get; init; }
 
+    /// <summary>
+    /// Epochs that train the weights only (z stays uniform, or at its initialisation) before the search starts, so
+    /// that the members' kernels carry some signal before z is moved by their differences. 0 starts at once.
+    /// </summary>
+    public double WarmupEpochs { get; init; } = SearchDefaults.WarmupEpochs;
+
+    /// <summary>
+    /// The null control (the authors' random-z baseline): after every architecture backward pass, each layer's alpha
+    /// gradient is permuted across members by a fresh seeded permutation, so z moves by as much as in the search but
+    /// without the members' identity. What such a run reports is what noise alone produces.
+    /// </summary>
+    public bool ShuffleArchitectureGradients { get; init; }
+
     /// <summary>The member set in use.</summary>
     public IReadOnlyList<SymmetryGroup> MemberGroups => Members ?? TopGroup.Subgroups();
 
@@ -70,6 +83,11 @@ internal sealed record DifferentiableOptions
         if (!(ArchitectureLearningRate > 0) || double.IsInfinity(ArchitectureLearningRate))
         {
             throw new ArgumentOutOfRangeException(nameof(ArchitectureLearningRate), ArchitectureLearningRate, "Must be positive.");
+        }
+
+        if (!(WarmupEpochs >= 0) || double.IsInfinity(WarmupEpochs))
+        {
+            throw new ArgumentOutOfRangeException(nameof(WarmupEpochs), WarmupEpochs, "Must be zero or positive.");
         }
 
         if (!(RetrainEpochs >= 0) || double.IsInfinity(RetrainEpochs))

@@ -5,6 +5,7 @@ using Equinas.MLNet.Mixed;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search.Training;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Equinas.MLNet.Search.Differentiable;
@@ -12,6 +13,9 @@ namespace Equinas.MLNet.Search.Differentiable;
 /// <summary>What an epoch of EquiNAS_D trained.</summary>
 internal enum DifferentiablePhase
 {
+    /// <summary>Warm-up before the search: the mixed network's weights only, z fixed.</summary>
+    Warmup,
+
     /// <summary>The search: weights and architecture logits of the mixed network.</summary>
     Search,
 
@@ -126,6 +130,13 @@ internal sealed class DifferentiableSearch
         var network = SeededInit.Create(Options.Seed, () => new MixedGroupCnn(spec));
         try
         {
+            if (Options.WarmupEpochs > 0)
+            {
+                var warmup = new NetworkTrainer(Options.Training);
+                warmup.EpochCompleted += (_, e) => Record(history, new DifferentiableEpoch(e.Epoch, DifferentiablePhase.Warmup, network.Z(), e.Train, e.Validation!.Value, watch.Elapsed, network.ParameterCount));
+                warmup.Fit(network, train, heldOut, Options.WarmupEpochs, unchecked(Options.Seed + 2), cancellationToken);
+            }
+
             using (var architecture = new AlphaStep(network, Options, train, heldOut))
             {
                 var trainer = new NetworkTrainer(Options.Training);
@@ -178,12 +189,16 @@ internal sealed class DifferentiableSearch
         private readonly optim.Optimizer _optimizer;
         private readonly BatchSampler _sampler;
         private readonly ImageDataset _data;
+        private readonly Parameter[] _alphas;
+        private readonly Random? _shuffle;
 
         public AlphaStep(MixedGroupCnn network, DifferentiableOptions options, ImageDataset train, ImageDataset heldOut)
         {
             _data = options.ArchitectureBatches == ArchitectureBatches.HeldOut ? heldOut : train;
             _sampler = new BatchSampler(_data.Count, options.Training.BatchSize, unchecked(options.Seed + 1_000_003));
-            _optimizer = optim.Adam(network.ArchitectureParameters(), options.ArchitectureLearningRate);
+            _alphas = network.ArchitectureParameters().ToArray();
+            _optimizer = optim.Adam(_alphas, options.ArchitectureLearningRate);
+            _shuffle = options.ShuffleArchitectureGradients ? new Random(unchecked(options.Seed + 7_000_001)) : null;
         }
 
         public void Step(EquivariantNetwork network)
@@ -191,6 +206,18 @@ internal sealed class DifferentiableSearch
             var (images, labels) = _data.Batch(_sampler.Next());
             _optimizer.zero_grad();
             nn.functional.cross_entropy(network.call(images), labels).backward();
+            if (_shuffle is not null)
+            {
+                using var noGrad = torch.no_grad();
+                foreach (var alpha in _alphas)
+                {
+                    var order = Enumerable.Range(0, (int)alpha.shape[0]).Select(i => (long)i).ToArray();
+                    _shuffle.Shuffle(order);
+                    var grad = alpha.grad!;
+                    grad.copy_(grad.index_select(0, torch.tensor(order, device: grad.device)));
+                }
+            }
+
             _optimizer.step();
         }
 
