@@ -118,6 +118,9 @@ internal sealed class MixedGroupCnn : nn.Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>The eight elements of D4 in index order (e, r, r2, r3, f, rf, r2f, r3f): the columns of <see cref="ElementMass()"/>.</summary>
+    public static IReadOnlyList<D4Element> MassElements => D4Element.All;
+
     public MixedNetworkSpec Spec { get; }
 
     public IReadOnlyList<MixedBlock> Blocks => blocks.ToArray();
@@ -176,6 +179,75 @@ internal sealed class MixedGroupCnn : nn.Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>
+    /// Per layer, the z mass on each element g of D4: <c>m(g) = sum of z_H over the members H that contain g</c>, eight
+    /// numbers in the order e, r, r2, r3, f, rf, r2f, r3f (<see cref="MassElements"/>). m(e) is 1; m(g) is 1 exactly
+    /// when every member with weight contains g.
+    /// </summary>
+    public double[][] ElementMass() => ElementMass(Spec.Members, Z());
+
+    /// <summary>The element mass (see <see cref="ElementMass()"/>) of z per layer over the given members.</summary>
+    /// <exception cref="ArgumentException">A z vector does not have one weight per member.</exception>
+    public static double[][] ElementMass(IReadOnlyList<SymmetryGroup> members, IReadOnlyList<double[]> z)
+    {
+        ArgumentNullException.ThrowIfNull(members);
+        ArgumentNullException.ThrowIfNull(z);
+        return z.Select(layer =>
+        {
+            CheckLength(members, layer);
+            var mass = new double[8];
+            for (int m = 0; m < members.Count; m++)
+            {
+                foreach (var g in members[m].Elements)
+                {
+                    mass[g.Index] += layer[m];
+                }
+            }
+
+            return mass;
+        }).ToArray();
+    }
+
+    /// <summary>
+    /// z per layer with the members of one kind taken together: the four reflection groups D1V, D1D, D1H, D1A as
+    /// "D1*" and the two Klein groups D2VH, D2DA as "D2*" (each summing their z); C1, C2, C4 and D4 keep their names.
+    /// Classes come in the order of their first member.
+    /// </summary>
+    public (string Class, double Z)[][] ZByClass() => ZByClass(Spec.Members, Z());
+
+    /// <summary>
+    /// Sums z per kind of member (see <see cref="ZByClass()"/>). The groups taken together are isomorphic and are
+    /// exchanged by a rotation through 45 degrees (an automorphism of D4); inside D4 itself only D1V with D1H and D1D
+    /// with D1A are conjugate, while D2VH and D2DA are each normal. The helper answers "how much weight on a single
+    /// reflection / on a Klein group", whichever axis.
+    /// </summary>
+    public static (string Class, double Z)[][] ZByClass(IReadOnlyList<SymmetryGroup> members, IReadOnlyList<double[]> z)
+    {
+        ArgumentNullException.ThrowIfNull(members);
+        ArgumentNullException.ThrowIfNull(z);
+        var classes = members.Select(ClassOf).Distinct().ToArray();
+        return z.Select(layer =>
+        {
+            CheckLength(members, layer);
+            var sums = new double[classes.Length];
+            for (int m = 0; m < members.Count; m++)
+            {
+                sums[Array.IndexOf(classes, ClassOf(members[m]))] += layer[m];
+            }
+
+            return classes.Select((c, i) => (c, sums[i])).ToArray();
+        }).ToArray();
+    }
+
+    /// <summary>The kind of a member: "D1*" for the reflection groups, "D2*" for the Klein groups, else its name.</summary>
+    public static string ClassOf(SymmetryGroup group)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        return group.Order == 2 && group.HasReflections ? "D1*"
+            : group.Order == 4 && group.HasReflections ? "D2*"
+            : group.Name;
+    }
+
     public override Tensor forward(Tensor input)
     {
         var template = Spec.Template;
@@ -199,5 +271,13 @@ internal sealed class MixedGroupCnn : nn.Module<Tensor, Tensor>
         }
 
         return output.call(features).MoveToOuterDisposeScope();
+    }
+
+    private static void CheckLength(IReadOnlyList<SymmetryGroup> members, double[] layer)
+    {
+        if (layer is null || layer.Length != members.Count)
+        {
+            throw new ArgumentException($"Each z vector must have one weight per member ({members.Count}).", nameof(layer));
+        }
     }
 }
