@@ -18,6 +18,18 @@ public sealed class SavedModelFormatTests
         public float[] Score { get; set; } = [];
     }
 
+    [Fact]
+    public void A_differentiable_model_of_the_old_mixed_layout_is_refused_naming_the_format()
+    {
+        var ml = new MLContext(seed: 1);
+        var error = Assert.ThrowsAny<Exception>(() => ml.Model.Load(Fixture("differentiable-2026-11-29.zip"), out _));
+        var cause = error.GetBaseException();
+        Assert.IsType<InvalidDataException>(cause);
+        Assert.Contains("mixed-network format 1", cause.Message, StringComparison.Ordinal);
+        Assert.Contains("reads format 2 only", cause.Message, StringComparison.Ordinal);
+        Assert.Contains("Train the model again", cause.Message, StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("fixed")]
     [InlineData("evolutionary")]

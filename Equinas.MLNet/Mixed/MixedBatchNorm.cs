@@ -7,121 +7,88 @@ using static TorchSharp.torch;
 namespace Equinas.MLNet.Mixed;
 
 /// <summary>
-/// Normalisation of a mixed layer's output: <c>sum_G z_G BN_G(y)</c>, where BN_G is the group-shared batch norm of the
-/// fixed G layer (statistics and affine parameters per G-field, a block of |G| consecutive scalar channels in the G0
-/// layout). Each BN_G is an affine map per channel, so the mixture is one affine map per channel computed from one pass
-/// of per-channel statistics: it costs one normalisation, and a one-hot z gives exactly the fixed layer's norm
-/// (in training and evaluation mode).
+/// The normalisation of a mixed layer: ONE batch norm shared by all members, over the top group T's fields of the
+/// common layout (<see cref="MixedLayout"/>): one mean, variance, scale and shift per T-field, with statistics over
+/// the batch, the field's |T| channels and space. It does not depend on z.
 /// </summary>
+/// <remarks>
+/// <para>
+/// Why T and not the members' intersection G0: a norm commutes with an element g exactly when g maps every set of
+/// channels that shares a statistic and an affine pair onto such a set AND the running statistics and affine
+/// parameters agree on the sets it exchanges. g acts on the layout by <c>(c, t) -> (c, g t)</c>. Sets that are whole
+/// T-fields are each mapped onto themselves by every element of T, so this norm is T-equivariant in training mode
+/// (batch statistics) and in evaluation mode (running statistics), whatever the learned values, and can never break
+/// the symmetry of any member or chain. Sets finer than the orbits of a chain's group K (G0's cosets <c>G0 t</c>, single
+/// channels for G0 = C1) are exchanged by K, and their separately learned shifts and running means then differ, so a
+/// one-hot chain over K would stay exactly K-equivariant only in training mode and only while the affine parameters
+/// keep their initial values. The price of sharing over T: with a one-hot z on H &lt; T the norm is coarser than the
+/// fixed H network's (one statistic per [T : H] H-fields).
+/// </para>
+/// <para>
+/// One norm for all members keeps z the only per-member scale (a z-weighted mixture of per-member norms would give
+/// every member its own affine scale next to z). With z one-hot, a block is the fixed H convolution followed by this
+/// norm.
+/// </para>
+/// </remarks>
 internal sealed class MixedBatchNorm : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // Field names are state_dict keys (a saved-format contract).
-    private readonly ParameterList weights;
-    private readonly ParameterList biases;
+    private readonly BatchNorm1d norm;
 #pragma warning restore IDE1006
-
-    private long _batchesTracked;
 
     public MixedBatchNorm(IReadOnlyList<SymmetryGroup> members, int channels, double eps = 1e-5, double momentum = 0.1)
         : base(nameof(MixedBatchNorm))
     {
         ArgumentNullException.ThrowIfNull(members);
         Members = members.ToArray();
-        Channels = channels;
-        Eps = eps;
-        Momentum = momentum;
-        weights = new ParameterList();
-        biases = new ParameterList();
-        for (int m = 0; m < Members.Count; m++)
+        Top = MixedLayout.TopOf(Members);
+        if (channels <= 0 || channels % Top.Order != 0)
         {
-            int fields = channels / Members[m].Order;
-            weights.Add(new Parameter(torch.ones(fields)));
-            biases.Add(new Parameter(torch.zeros(fields)));
-            register_buffer($"running_mean_{m}", torch.zeros(fields));
-            register_buffer($"running_var_{m}", torch.ones(fields));
+            throw new ArgumentException($"The width of {channels} scalar channels cannot be split into fields over {Top.Name} (order {Top.Order}); use a positive multiple of {Top.Order}.", nameof(channels));
         }
 
+        Channels = channels;
+        Eps = eps;
+        norm = nn.BatchNorm1d(channels / Top.Order, eps, momentum);
         RegisterComponents();
     }
 
     public IReadOnlyList<SymmetryGroup> Members { get; }
 
+    /// <summary>The group whose fields share statistics (the members' top group).</summary>
+    public SymmetryGroup Top { get; }
+
     public int Channels { get; }
+
+    /// <summary>T-fields: <c>Channels / |T|</c>, one statistic and one affine pair each.</summary>
+    public int Fields => Channels / Top.Order;
 
     public double Eps { get; }
 
+    /// <summary>The underlying normalisation over <c>B x F x (|T| H W)</c> (its buffers and affine parameters).</summary>
+    public BatchNorm1d Inner => norm;
+
     /// <summary>Weight of a new batch in the running statistics; null for a cumulative average (as in BatchNorm).</summary>
-    public double? Momentum { get; set; }
-
-    /// <summary>Resets the running statistics to mean 0 and variance 1.</summary>
-    public void ResetRunningStats()
+    public double? Momentum
     {
-        using var noGrad = torch.no_grad();
-        for (int m = 0; m < Members.Count; m++)
-        {
-            get_buffer($"running_mean_{m}")!.zero_();
-            get_buffer($"running_var_{m}")!.fill_(1);
-        }
-
-        _batchesTracked = 0;
+        get => norm.momentum;
+        set => norm.momentum = value;
     }
 
-    public override Tensor forward(Tensor input) => throw new InvalidOperationException("MixedBatchNorm needs the layer's z: call Forward(input, z).");
+    /// <summary>Resets the running statistics to mean 0 and variance 1 (and the count of batches seen).</summary>
+    public void ResetRunningStats() => norm.reset_running_stats();
 
-    /// <summary>Normalises <c>B x F0 x |G0| x H x W</c> (any layout whose channel j belongs to G-field j / |G|).</summary>
-    public Tensor Forward(Tensor input, Tensor z)
+    /// <summary>Normalises <c>B x F x |T| x H x W</c> (the common layout).</summary>
+    public override Tensor forward(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        ArgumentNullException.ThrowIfNull(z);
+        if (input.dim() != 5 || input.shape[1] != Fields || input.shape[2] != Top.Order)
+        {
+            throw new ArgumentException($"MixedBatchNorm expects a feature map over {Top.Name} of shape B x {Fields} x {Top.Order} x H x W, but found [{string.Join(", ", input.shape)}].", nameof(input));
+        }
+
         using var scope = NewDisposeScope();
-        var shape = input.shape;
-        // B x C x (H W): scalar channel j = f0 |G0| + g0 of the G0 layout, which belongs to G-field j / |G|.
-        var y = input.reshape(shape[0], Channels, shape[3] * shape[4]);
-        Tensor? channelMean = null, channelSquare = null;
-        long perChannel = shape[0] * shape[3] * shape[4];
-        double momentum = 0;
-        if (training)
-        {
-            _batchesTracked++;
-            momentum = Momentum ?? (1.0 / _batchesTracked);
-            channelMean = y.mean([0, 2]);
-            channelSquare = (y * y).mean([0, 2]);
-        }
-
-        Tensor? scale = null, shift = null;
-        for (int m = 0; m < Members.Count; m++)
-        {
-            int order = Members[m].Order;
-            // Looked up by name, so that the buffers that Module.to(device) swaps in are the ones used.
-            var runningMean = get_buffer($"running_mean_{m}")!;
-            var runningVar = get_buffer($"running_var_{m}")!;
-            Tensor mean, variance;
-            if (training)
-            {
-                mean = channelMean!.view(-1, order).mean([1]);
-                variance = (channelSquare!.view(-1, order).mean([1]) - (mean * mean)).clamp_min(0);
-                using (torch.no_grad())
-                {
-                    long n = perChannel * order;
-                    runningMean.mul_(1 - momentum).add_(mean.detach() * momentum);
-                    runningVar.mul_(1 - momentum).add_(variance.detach() * (momentum * n / Math.Max(n - 1, 1)));
-                }
-            }
-            else
-            {
-                mean = runningMean;
-                variance = runningVar;
-            }
-
-            var a = weights[m] / (variance + Eps).sqrt();
-            var c = biases[m] - (mean * a);
-            var za = (a * z[m]).repeat_interleave(order);
-            var zc = (c * z[m]).repeat_interleave(order);
-            scale = scale is null ? za : scale + za;
-            shift = shift is null ? zc : shift + zc;
-        }
-
-        var output = (y * scale!.view(1, -1, 1)) + shift!.view(1, -1, 1);
-        return output.view(shape).MoveToOuterDisposeScope();
+        var flat = input.reshape(input.shape[0], Fields, -1);
+        return norm.call(flat).view(input.shape).MoveToOuterDisposeScope();
     }
 }

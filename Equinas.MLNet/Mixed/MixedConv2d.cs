@@ -18,22 +18,44 @@ internal enum AlphaInitialization
 }
 
 /// <summary>
-/// The [G]-mixed equivariant convolution (paper eqs. 10-11): one kernel per member group G of [G], each expanded into
-/// an ordinary conv2d filter laid out over the members' common subgroup G0 (eq. 4), summed with weights
-/// <c>z = softmax(alpha / temperature)</c>, then ONE convolution. Input and output are feature maps over G0
-/// (<c>B x I0 x |G0| x H x W</c>, or images for the lifting variant); widths are in scalar channels, which must be
-/// divisible by every member's order. With a one-hot z on G the layer is exactly the fixed G layer read through the
-/// restriction to G0. In evaluation mode the summed filter and bias are computed once and cached.
+/// The [G]-mixed equivariant convolution (paper eqs. 10-11): one kernel per member group H, each expanded into an
+/// ordinary conv2d filter on ONE common channel layout, summed with weights <c>z = softmax(alpha / temperature)</c>,
+/// then ONE convolution.
 /// </summary>
+/// <remarks>
+/// <para>
+/// Layout (<see cref="MixedLayout"/>): input and output are feature maps over the top group T (the smallest group
+/// containing every member), <c>B x (I / |T|) x |T| x H x W</c> and <c>B x (O / |T|) x |T| x H x W</c> (images
+/// <c>B x I x H x W</c> for the lifting variant); widths are in scalar channels and must be multiples of |T|. Member H
+/// reads and writes these channels as the restriction T -> H does (its fields are the right cosets of H in each
+/// T-field), so every element of T acts on every member by the same permutation and any chain of members is
+/// equivariant to the intersection of its groups. With a one-hot z on H the layer is exactly the fixed H layer (no
+/// bias) whose kernel is <see cref="MemberKernel"/>, read through the restriction on both sides.
+/// </para>
+/// <para>
+/// Reparameterisation, so that z is the only per-member scale (method note section 4): member H's kernel is used as
+/// <c>psi_H = w_H / |w_H| * n0_H</c> (Frobenius norm over the whole kernel), with the fixed
+/// <c>n0_H = sqrt(2 O / |H|)</c>, the expected norm of its He initialisation. Each kernel entry appears |H| times in the
+/// expanded filter, so every member's filter has norm exactly <c>sqrt(2 O)</c>, that of a He-initialised ordinary
+/// convolution of the same width: members enter the sum at equal strength whatever their order, scaling a raw kernel
+/// changes nothing, and only z weighs them. The layer has no bias: it is always followed by the mixed network's
+/// shared batch norm, whose shift (one per T-field) subsumes any bias that keeps the layer T-equivariant, and a bias
+/// per member would carry a second, z-like scale.
+/// </para>
+/// <para>
+/// In evaluation mode (and with the layer's own z) the summed filter is built once, under a lock, and reused; concurrent
+/// evaluation-mode forwards are safe. Training mode, <see cref="FrozenZ"/> and <see cref="InvalidateCache"/> drop it.
+/// </para>
+/// </remarks>
 internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // Field names are state_dict keys (a saved-format contract).
     private readonly ParameterList weights;
-    private readonly ParameterList biases;
     private readonly Parameter alpha;
 #pragma warning restore IDE1006
+    private readonly double[] _norms;
+    private readonly object _cacheGate = new();
     private Tensor? _cachedFilter;
-    private Tensor? _cachedBias;
     private Tensor? _frozenZ;
 
     public MixedConv2d(
@@ -42,7 +64,7 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
         : base(nameof(MixedConv2d))
     {
         ArgumentNullException.ThrowIfNull(members);
-        if (members.Count == 0 || members.Distinct().Count() != members.Count)
+        if (members.Count == 0 || members.Any(m => m is null) || members.Distinct().Count() != members.Count)
         {
             throw new ArgumentException("A mixed layer needs at least one group, each listed once.", nameof(members));
         }
@@ -55,37 +77,32 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
 
         Members = members.ToArray();
         Base = SymmetryGroup.IntersectAll(members);
+        Top = MixedLayout.TopOf(members);
         IsLifting = lifting;
         InChannels = inChannels;
         OutChannels = outChannels;
         KernelSize = kernelSize;
         Temperature = temperature;
-        foreach (var g in Members)
-        {
-            CheckDivisible(outChannels, g, "output");
-            if (!lifting)
-            {
-                CheckDivisible(inChannels, g, "input");
-            }
-        }
-
+        CheckDivisible(outChannels, Top, "output");
         if (!lifting)
         {
-            CheckDivisible(inChannels, Base, "input");
+            CheckDivisible(inChannels, Top, "input");
         }
 
         weights = new ParameterList();
-        biases = new ParameterList();
-        foreach (var g in Members)
+        _norms = new double[Members.Count];
+        for (int m = 0; m < Members.Count; m++)
         {
+            var g = Members[m];
             long fields = outChannels / g.Order;
             var w = lifting
                 ? torch.empty(fields, inChannels, kernelSize, kernelSize)
                 : torch.empty([fields, inChannels / g.Order, g.Order, kernelSize, kernelSize]);
             var parameter = new Parameter(w);
+            // Fan-in I k k (the scalar fan-in of the expanded filter), as for the fixed layers.
             nn.init.kaiming_normal_(parameter, nonlinearity: nn.init.NonlinearityType.ReLU);
             weights.Add(parameter);
-            biases.Add(new Parameter(torch.zeros(fields)));
+            _norms[m] = Math.Sqrt(2.0 * outChannels / g.Order);
         }
 
         var logits = Members.Select(g => initialization == AlphaInitialization.PreferLargest && g.Order < Members.Max(m => m.Order) ? -2f : 0f).ToArray();
@@ -96,14 +113,20 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
     /// <summary>The groups mixed, in the order of <see cref="Alpha"/>.</summary>
     public IReadOnlyList<SymmetryGroup> Members { get; }
 
-    /// <summary>G0: the intersection of the members, over which the input and output feature maps live.</summary>
+    /// <summary>G0: the intersection of the members, the symmetry every z keeps.</summary>
     public SymmetryGroup Base { get; }
+
+    /// <summary>T: the smallest group containing every member, over whose elements the channels are laid out.</summary>
+    public SymmetryGroup Top { get; }
 
     public bool IsLifting { get; }
 
     public int InChannels { get; }
 
     public int OutChannels { get; }
+
+    /// <summary>Output T-fields: <c>OutChannels / |T|</c>.</summary>
+    public int OutFields => OutChannels / Top.Order;
 
     public int KernelSize { get; }
 
@@ -112,15 +135,13 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
     /// <summary>The architecture logits (one per member).</summary>
     public Parameter Alpha => alpha;
 
-    /// <summary>Member kernels, in the order of <see cref="Members"/>.</summary>
+    /// <summary>The raw member kernels (their norm is irrelevant, see <see cref="MemberKernel"/>), in member order.</summary>
     public IReadOnlyList<Parameter> Weights => weights.ToArray();
 
-    /// <summary>Member biases (one per member field), in the order of <see cref="Members"/>.</summary>
-    public IReadOnlyList<Parameter> Biases => biases.ToArray();
-
     /// <summary>
-    /// When set, z is this vector instead of softmax(alpha / temperature) (a discretised or frozen architecture).
-    /// Setting it clears the inference cache.
+    /// When set, z is this vector instead of softmax(alpha / temperature) (a discretised or frozen architecture). The
+    /// layer keeps its own copy (the caller still owns and disposes the tensor it passes). Setting it drops the
+    /// inference cache.
     /// </summary>
     public Tensor? FrozenZ
     {
@@ -132,89 +153,115 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
                 throw new ArgumentException($"z must be a vector of {Members.Count} weights; found [{string.Join(", ", value.shape)}].", nameof(value));
             }
 
+            Tensor? copy = null;
+            if (value is not null)
+            {
+                using var scope = NewDisposeScope();
+                using var noGrad = torch.no_grad();
+                copy = value.to(ScalarType.Float32, alpha.device).clone().DetachFromDisposeScope();
+            }
+
             _frozenZ?.Dispose();
-            _frozenZ = value?.detach().clone().DetachFromDisposeScope();
+            _frozenZ = copy;
             InvalidateCache();
         }
     }
 
+    /// <summary>The fixed norm n0 of member <paramref name="member"/>'s kernel: <c>sqrt(2 O / |H|)</c>.</summary>
+    public double KernelNorm(int member) => _norms[member];
+
     /// <summary>The mixing weights z: softmax(alpha / temperature), or <see cref="FrozenZ"/>.</summary>
-    public Tensor Z() => _frozenZ is not null ? _frozenZ.alias() : nn.functional.softmax(alpha / Temperature, 0);
+    public Tensor Z()
+    {
+        if (_frozenZ is not null)
+        {
+            return _frozenZ.device == alpha.device ? _frozenZ.alias() : _frozenZ.to(alpha.device);
+        }
+
+        using var scope = NewDisposeScope();
+        return nn.functional.softmax(alpha / Temperature, 0).MoveToOuterDisposeScope();
+    }
 
     /// <summary>Drops the cached inference filter (needed only after changing weights by hand in evaluation mode).</summary>
     public void InvalidateCache()
     {
-        _cachedFilter?.Dispose();
-        _cachedBias?.Dispose();
-        _cachedFilter = null;
-        _cachedBias = null;
+        lock (_cacheGate)
+        {
+            _cachedFilter?.Dispose();
+            _cachedFilter = null;
+        }
     }
 
-    /// <summary>Member G's kernel expanded into a conv2d filter laid out over G0 (rows and, for group layers, columns).</summary>
-    public Tensor MemberFilter(int member) => Expand(member, weights[member]);
+    /// <summary>Whether the summed inference filter is currently cached.</summary>
+    public bool IsCached => Volatile.Read(ref _cachedFilter) is not null;
 
-    /// <summary>Expands a kernel shaped like member G's (the expansion is a gather, so it is linear in the kernel).</summary>
-    private Tensor Expand(int member, Tensor kernel) =>
-        IsLifting
-            ? LiftingConv2d.ExpandFilter(kernel, Members[member], Base)
-            : GroupConv2d.ExpandFilter(kernel, Members[member], Base);
+    /// <summary>Member H's kernel as used: <c>w_H / |w_H| * n0_H</c>, shaped like <see cref="Weights"/>[member].</summary>
+    public Tensor MemberKernel(int member)
+    {
+        using var scope = NewDisposeScope();
+        return (weights[member] * Coefficient(member, null)).MoveToOuterDisposeScope();
+    }
 
-    /// <summary>Member G's bias per output scalar channel.</summary>
-    public Tensor MemberBias(int member) => ConvArguments.ExpandBias(biases[member], Members[member].Order);
+    /// <summary>Member H's kernel (<see cref="MemberKernel"/>) expanded into a conv2d filter on the common layout.</summary>
+    public Tensor MemberFilter(int member)
+    {
+        using var scope = NewDisposeScope();
+        return Expand(member, MemberKernel(member)).MoveToOuterDisposeScope();
+    }
 
-    /// <summary>The summed filter and bias for the given z (eq. 11).</summary>
-    public (Tensor Filter, Tensor Bias) MixedFilter(Tensor z)
+    /// <summary>The summed filter <c>sum_H z_H expand(psi_H)</c> for the given z (eq. 11).</summary>
+    public Tensor MixedFilter(Tensor z)
     {
         ArgumentNullException.ThrowIfNull(z);
         using var scope = NewDisposeScope();
-        Tensor? filter = null, bias = null;
+        Tensor? filter = null;
         for (int m = 0; m < Members.Count; m++)
         {
-            // Scale the member's kernel before expanding it: the kernel is up to |G| times smaller than its filter.
-            var f = Expand(m, weights[m] * z[m]);
-            var b = ConvArguments.ExpandBias(biases[m] * z[m], Members[m].Order);
+            // Scale the kernel (up to |T| times smaller than its filter) before expanding it; the expansion is linear.
+            var f = Expand(m, weights[m] * Coefficient(m, z));
             filter = filter is null ? f : filter.add_(f);
-            bias = bias is null ? b : bias.add_(b);
         }
 
-        return (filter!.MoveToOuterDisposeScope(), bias!.MoveToOuterDisposeScope());
+        return filter!.MoveToOuterDisposeScope();
     }
 
     public override Tensor forward(Tensor input) => Forward(input, null);
 
-    /// <summary>The mixed convolution with the given z (or the layer's own when null).</summary>
+    /// <summary>
+    /// The mixed convolution with the given z, or with the layer's own (served from the cache in evaluation mode)
+    /// when null.
+    /// </summary>
     public Tensor Forward(Tensor input, Tensor? z)
     {
         ArgumentNullException.ThrowIfNull(input);
         CheckInput(input);
         using var scope = NewDisposeScope();
-        Tensor filter, bias;
-        if (!training && z is null)
+        Tensor filter;
+        if (training)
         {
-            if (_cachedFilter is null)
-            {
-                using (torch.no_grad())
-                {
-                    using var zz = Z();
-                    var (f, b) = MixedFilter(zz);
-                    _cachedFilter = f.DetachFromDisposeScope();
-                    _cachedBias = b.DetachFromDisposeScope();
-                }
-            }
-
-            filter = _cachedFilter;
-            bias = _cachedBias!;
+            InvalidateCache();
+            filter = MixedFilter(z ?? Z());
         }
         else
         {
-            InvalidateCache();
-            (filter, bias) = MixedFilter(z ?? Z());
+            filter = z is null ? CachedFilter() : MixedFilter(z);
         }
 
         long k = KernelSize;
         var flat = IsLifting ? input : input.reshape(input.shape[0], InChannels, input.shape[3], input.shape[4]);
-        var output = nn.functional.conv2d(flat, filter, bias, padding: [k / 2, k / 2]);
-        return output.view(output.shape[0], OutChannels / Base.Order, Base.Order, output.shape[2], output.shape[3]).MoveToOuterDisposeScope();
+        var output = nn.functional.conv2d(flat, filter, null, padding: [k / 2, k / 2]);
+        return output.view(output.shape[0], OutFields, Top.Order, output.shape[2], output.shape[3]).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Sets training or evaluation mode; training mode drops the inference cache.</summary>
+    public override void train(bool on = true)
+    {
+        if (on)
+        {
+            InvalidateCache();
+        }
+
+        base.train(on);
     }
 
     protected override void Dispose(bool disposing)
@@ -229,14 +276,49 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
         base.Dispose(disposing);
     }
 
+    /// <summary>The scale of member m's raw kernel: <c>z_m n0_m / |w_m|</c> (z_m left out when z is null).</summary>
+    private Tensor Coefficient(int m, Tensor? z)
+    {
+        var inverseNorm = weights[m].norm().clamp_min(1e-12).reciprocal() * _norms[m];
+        return z is null ? inverseNorm : inverseNorm * z[m];
+    }
+
+    private Tensor Expand(int member, Tensor kernel) =>
+        MixedLayout.Expand(kernel, Members[member], Top, IsLifting, IsLifting ? InChannels : InChannels / Top.Order);
+
+    /// <summary>The summed filter of the layer's own z, built once (under the lock) and kept out of any dispose scope.</summary>
+    private Tensor CachedFilter()
+    {
+        var cached = Volatile.Read(ref _cachedFilter);
+        if (cached is not null)
+        {
+            return cached;
+        }
+
+        lock (_cacheGate)
+        {
+            cached = _cachedFilter;
+            if (cached is null)
+            {
+                using var noGrad = torch.no_grad();
+                using var scope = NewDisposeScope();
+                cached = MixedFilter(Z()).contiguous();
+                cached.DetachFromDisposeScope();
+                Volatile.Write(ref _cachedFilter, cached);
+            }
+
+            return cached;
+        }
+    }
+
     private void CheckInput(Tensor input)
     {
         bool ok = IsLifting
             ? input.dim() == 4 && input.shape[1] == InChannels
-            : input.dim() == 5 && input.shape[1] * input.shape[2] == InChannels && input.shape[2] == Base.Order;
+            : input.dim() == 5 && input.shape[1] * input.shape[2] == InChannels && input.shape[2] == Top.Order;
         if (!ok)
         {
-            string expected = IsLifting ? $"B x {InChannels} x H x W" : $"B x {InChannels / Base.Order} x {Base.Order} x H x W";
+            string expected = IsLifting ? $"B x {InChannels} x H x W" : $"B x {InChannels / Top.Order} x {Top.Order} x H x W (a feature map over {Top.Name})";
             throw new ArgumentException($"MixedConv2d expects input of shape {expected}, but found [{string.Join(", ", input.shape)}].", nameof(input));
         }
     }
@@ -245,7 +327,7 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
     {
         if (channels % group.Order != 0)
         {
-            throw new ArgumentException($"The {side} width of {channels} scalar channels cannot be split into fields over {group.Name} (order {group.Order}); use a multiple of {group.Order}.");
+            throw new ArgumentException($"The {side} width of {channels} scalar channels cannot be split into fields over {group.Name} (order {group.Order}), the group that contains every member; use a multiple of {group.Order}.");
         }
     }
 }

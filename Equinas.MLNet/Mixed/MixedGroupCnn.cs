@@ -9,17 +9,23 @@ using static TorchSharp.torch;
 namespace Equinas.MLNet.Mixed;
 
 /// <summary>The architecture of a network of [G]-mixed layers.</summary>
-/// <param name="Template">Widths (scalar channels), kernel, pooling, head and classes; its groups are ignored.</param>
+/// <param name="Template">Widths (scalar channels, multiples of |<see cref="Top"/>|), kernel, pooling, head and classes; its groups are ignored.</param>
 /// <param name="Members">The groups every layer mixes (default in the searches: every subgroup of the top group).</param>
 /// <param name="Initialization">How the architecture logits start.</param>
 /// <param name="Temperature">z = softmax(alpha / temperature).</param>
 internal sealed record MixedNetworkSpec(NetworkSpec Template, IReadOnlyList<SymmetryGroup> Members, AlphaInitialization Initialization = AlphaInitialization.Uniform, double Temperature = 1.0)
 {
-    /// <summary>The members' common subgroup, over which every feature map lives.</summary>
+    /// <summary>The members' common subgroup G0: every z keeps at least this symmetry.</summary>
     public SymmetryGroup Base => SymmetryGroup.IntersectAll(Members);
+
+    /// <summary>The smallest group containing every member: every feature map is laid out over its elements.</summary>
+    public SymmetryGroup Top => MixedLayout.TopOf(Members);
 }
 
-/// <summary>One layer of a <see cref="MixedGroupCnn"/>: mixed convolution, mixed group-shared norm, ReLU, optional pooling.</summary>
+/// <summary>
+/// One layer of a <see cref="MixedGroupCnn"/>: mixed convolution, the shared group norm, ReLU, optional exact pooling.
+/// Feature maps in and out are over the top group T (<c>B x F x |T| x H x W</c>, see <see cref="MixedLayout"/>).
+/// </summary>
 internal sealed class MixedBlock : nn.Module<Tensor, Tensor>
 {
 #pragma warning disable IDE1006 // Field names are state_dict keys (a saved-format contract).
@@ -32,7 +38,7 @@ internal sealed class MixedBlock : nn.Module<Tensor, Tensor>
     {
         conv = new MixedConv2d(spec.Members, inChannels, outChannels, spec.Template.KernelSize, lifting, spec.Initialization, spec.Temperature);
         norm = new MixedBatchNorm(spec.Members, outChannels);
-        _pool = pool ? new EquivariantPool2d(spec.Base) : null;
+        _pool = pool ? new EquivariantPool2d(conv.Top) : null;
         RegisterComponents();
     }
 
@@ -43,8 +49,7 @@ internal sealed class MixedBlock : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        var z = conv.Z();
-        var x = nn.functional.relu(norm.Forward(conv.Forward(input, training ? z : null), z));
+        var x = nn.functional.relu(norm.call(conv.call(input)));
         if (_pool is not null)
         {
             x = _pool.call(x);
@@ -56,10 +61,24 @@ internal sealed class MixedBlock : nn.Module<Tensor, Tensor>
 
 /// <summary>
 /// A network whose every layer is a [G]-mixed layer (EquiNAS_D's super-network), with the same layout as
-/// <see cref="GroupCnn"/>: images to logits. The head pools each member group's fields (mean over the field's |G|
-/// channels and space) and mixes the pooled features with the last layer's z, so that a one-hot z on G everywhere
-/// gives a network exactly invariant to G.
+/// <see cref="GroupCnn"/>: images to logits.
 /// </summary>
+/// <remarks>
+/// <para>
+/// Every feature map is laid out over the top group T (<see cref="MixedLayout"/>), so any chain of members (z one-hot
+/// per layer) is exactly equivariant to the intersection of its groups, and any z to the intersection G0 of all members.
+/// Each layer: <see cref="MixedConv2d"/> (member kernels of fixed norm, no bias: z is the only per-member scale), one
+/// <see cref="MixedBatchNorm"/> shared by all members over T's fields, ReLU.
+/// </para>
+/// <para>
+/// Head: the mean over each T-field's |T| channels and over space gives <c>C / |T|</c> features for every z, the same
+/// number whichever members the last layer weighs (no group hands the head more or fewer features by its order), then
+/// Linear -> BatchNorm -> ELU -> Linear as in <see cref="GroupCnn"/>. The pooling is T-invariant and does not depend on
+/// z, so the network's symmetry is decided by its layers alone: a one-hot chain H1, ..., HL is invariant exactly to
+/// H1 ∩ ... ∩ HL (all-H networks to H), and generically to nothing more. Capacity note (method note section 9): the head
+/// sees <c>C / |T|</c> features for every member, so keep the last width well above |T| times the class count.
+/// </para>
+/// </remarks>
 internal sealed class MixedGroupCnn : EquivariantNetwork
 {
 #pragma warning disable IDE1006 // Field names are state_dict keys (a saved-format contract).
@@ -84,13 +103,14 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
         }
 
         LastChannels = inChannels;
+        HeadFeatures = inChannels / spec.Top.Order;
         if (template.HeadHidden > 0)
         {
-            hidden = nn.Linear(inChannels, template.HeadHidden);
+            hidden = nn.Linear(HeadFeatures, template.HeadHidden);
             headNorm = nn.BatchNorm1d(template.HeadHidden);
         }
 
-        output = nn.Linear(template.HeadHidden > 0 ? template.HeadHidden : inChannels, template.Classes);
+        output = nn.Linear(template.HeadHidden > 0 ? template.HeadHidden : HeadFeatures, template.Classes);
         RegisterComponents();
         foreach (var (_, tensor) in state_dict())
         {
@@ -98,12 +118,18 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
         }
     }
 
+    /// <summary>The eight elements of D4 in index order (e, r, r2, r3, f, rf, r2f, r3f): the columns of <see cref="ElementMass()"/>.</summary>
+    public static IReadOnlyList<D4Element> MassElements => D4Element.All;
+
     public MixedNetworkSpec Spec { get; }
 
     public IReadOnlyList<MixedBlock> Blocks => blocks.ToArray();
 
-    /// <summary>Scalar channels of the last layer (the head's input width).</summary>
+    /// <summary>Scalar channels of the last layer.</summary>
     public int LastChannels { get; }
+
+    /// <summary>Invariant features the head reads: the last layer's T-fields, <c>LastChannels / |T|</c>, for every z.</summary>
+    public int HeadFeatures { get; }
 
     /// <inheritdoc/>
     public override NetworkKind Kind => NetworkKind.Mixed;
@@ -130,12 +156,12 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
     /// <inheritdoc/>
     public override void PrepareForInference() => eval();
 
-    /// <summary>z per layer, as numbers.</summary>
+    /// <summary>z per layer, as numbers (in member order).</summary>
     public double[][] Z()
     {
         using var scope = NewDisposeScope();
         using var noGrad = torch.no_grad();
-        return blocks.Select(b => b.Conv.Z().data<float>().Select(v => (double)v).ToArray()).ToArray();
+        return blocks.Select(b => b.Conv.Z().cpu().data<float>().Select(v => (double)v).ToArray()).ToArray();
     }
 
     /// <summary>The member with the largest z in each layer.</summary>
@@ -143,12 +169,95 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
         Z().Select(z => Spec.Members[Array.IndexOf(z, z.Max())]).ToArray();
 
     /// <summary>Freezes every layer's z (null: back to softmax(alpha)).</summary>
+    /// <exception cref="ArgumentException">Not one vector of member weights per layer.</exception>
     public void FreezeZ(IReadOnlyList<double[]>? z)
     {
+        if (z is not null && (z.Count != blocks.Count || z.Any(v => v is null || v.Length != Spec.Members.Count)))
+        {
+            throw new ArgumentException($"Expected {blocks.Count} vectors of {Spec.Members.Count} weights.", nameof(z));
+        }
+
         for (int i = 0; i < blocks.Count; i++)
         {
-            blocks[i].Conv.FrozenZ = z is null ? null : torch.tensor(z[i].Select(v => (float)v).ToArray());
+            if (z is null)
+            {
+                blocks[i].Conv.FrozenZ = null;
+                continue;
+            }
+
+            // The layer copies the vector; this one is disposed here.
+            using var vector = torch.tensor(z[i].Select(v => (float)v).ToArray());
+            blocks[i].Conv.FrozenZ = vector;
         }
+    }
+
+    /// <summary>
+    /// Per layer, the z mass on each element g of D4: <c>m(g) = sum of z_H over the members H that contain g</c>, eight
+    /// numbers in the order e, r, r2, r3, f, rf, r2f, r3f (<see cref="MassElements"/>). m(e) is 1; m(g) is 1 exactly
+    /// when every member with weight contains g.
+    /// </summary>
+    public double[][] ElementMass() => ElementMass(Spec.Members, Z());
+
+    /// <summary>The element mass (see <see cref="ElementMass()"/>) of z per layer over the given members.</summary>
+    /// <exception cref="ArgumentException">A z vector does not have one weight per member.</exception>
+    public static double[][] ElementMass(IReadOnlyList<SymmetryGroup> members, IReadOnlyList<double[]> z)
+    {
+        ArgumentNullException.ThrowIfNull(members);
+        ArgumentNullException.ThrowIfNull(z);
+        return z.Select(layer =>
+        {
+            CheckLength(members, layer);
+            var mass = new double[8];
+            for (int m = 0; m < members.Count; m++)
+            {
+                foreach (var g in members[m].Elements)
+                {
+                    mass[g.Index] += layer[m];
+                }
+            }
+
+            return mass;
+        }).ToArray();
+    }
+
+    /// <summary>
+    /// z per layer with the members of one kind taken together: the four reflection groups D1V, D1D, D1H, D1A as
+    /// "D1*" and the two Klein groups D2VH, D2DA as "D2*" (each summing their z); C1, C2, C4 and D4 keep their names.
+    /// Classes come in the order of their first member.
+    /// </summary>
+    public (string Class, double Z)[][] ZByClass() => ZByClass(Spec.Members, Z());
+
+    /// <summary>
+    /// Sums z per kind of member (see <see cref="ZByClass()"/>). The groups taken together are isomorphic and are
+    /// exchanged by a rotation through 45 degrees (an automorphism of D4); inside D4 itself only D1V with D1H and D1D
+    /// with D1A are conjugate, while D2VH and D2DA are each normal. The helper answers "how much weight on a single
+    /// reflection / on a Klein group", whichever axis.
+    /// </summary>
+    public static (string Class, double Z)[][] ZByClass(IReadOnlyList<SymmetryGroup> members, IReadOnlyList<double[]> z)
+    {
+        ArgumentNullException.ThrowIfNull(members);
+        ArgumentNullException.ThrowIfNull(z);
+        var classes = members.Select(ClassOf).Distinct().ToArray();
+        return z.Select(layer =>
+        {
+            CheckLength(members, layer);
+            var sums = new double[classes.Length];
+            for (int m = 0; m < members.Count; m++)
+            {
+                sums[Array.IndexOf(classes, ClassOf(members[m]))] += layer[m];
+            }
+
+            return classes.Select((c, i) => (c, sums[i])).ToArray();
+        }).ToArray();
+    }
+
+    /// <summary>The kind of a member: "D1*" for the reflection groups, "D2*" for the Klein groups, else its name.</summary>
+    public static string ClassOf(SymmetryGroup group)
+    {
+        ArgumentNullException.ThrowIfNull(group);
+        return group.Order == 2 && group.HasReflections ? "D1*"
+            : group.Order == 4 && group.HasReflections ? "D2*"
+            : group.Name;
     }
 
     public override Tensor forward(Tensor input)
@@ -162,22 +271,21 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
             x = block.call(x);
         }
 
-        // Spatial mean per scalar channel, then each member's field means mixed with the last layer's z.
-        var pooled = x.mean([3, 4]).reshape(x.shape[0], LastChannels);
-        var z = blocks[blocks.Count - 1].Conv.Z();
-        Tensor? features = null;
-        for (int m = 0; m < Spec.Members.Count; m++)
-        {
-            int order = Spec.Members[m].Order;
-            var member = pooled.view(pooled.shape[0], -1, order).mean([2], keepdim: true).expand(-1, -1, order).reshape(pooled.shape[0], LastChannels) * z[m];
-            features = features is null ? member : features + member;
-        }
-
+        // B x F x |T| x H x W -> B x F: mean over each T-field's channels and space (T-invariant, z-free).
+        var features = x.mean([2, 3, 4]);
         if (hidden is not null)
         {
-            features = nn.functional.elu(headNorm!.call(hidden.call(features!)), alpha: 1.0);
+            features = nn.functional.elu(headNorm!.call(hidden.call(features)), alpha: 1.0);
         }
 
-        return output.call(features!).MoveToOuterDisposeScope();
+        return output.call(features).MoveToOuterDisposeScope();
+    }
+
+    private static void CheckLength(IReadOnlyList<SymmetryGroup> members, double[] layer)
+    {
+        if (layer is null || layer.Length != members.Count)
+        {
+            throw new ArgumentException($"Each z vector must have one weight per member ({members.Count}).", nameof(layer));
+        }
     }
 }

@@ -118,6 +118,15 @@ internal sealed record NetworkDescription
     /// <summary>Frozen z per layer, or null when z comes from the stored logits.</summary>
     public double[][]? FrozenZ { get; init; }
 
+    /// <summary>
+    /// The mixed networks' format: 2 since 2026-12-01 (one channel layout over the top group, member kernels of fixed
+    /// norm, one shared norm, a z-free head); absent (1) before. Fixed networks have no such field.
+    /// </summary>
+    public int? MixedFormat { get; init; }
+
+    /// <summary>The mixed-network format this version writes and reads.</summary>
+    public const int CurrentMixedFormat = 2;
+
     public static NetworkDescription Of(EquivariantNetwork network)
     {
         ArgumentNullException.ThrowIfNull(network);
@@ -137,6 +146,7 @@ internal sealed record NetworkDescription
             Initialization = mixed?.Spec.Initialization.ToString(),
             Temperature = mixed?.Spec.Temperature,
             FrozenZ = mixed is not null && mixed.Blocks.Any(b => b.Conv.FrozenZ is not null) ? mixed.Z() : null,
+            MixedFormat = mixed is null ? null : CurrentMixedFormat,
         };
     }
 
@@ -155,6 +165,9 @@ internal sealed record NetworkDescription
                 case NetworkKind.Fixed:
                     var layers = groups.Zip(Widths, (g, f) => new LayerSpec(g, f)).ToArray();
                     return new GroupCnn(new NetworkSpec(InputChannels, layers, KernelSize, PoolAfter, Classes, HeadHidden));
+                case NetworkKind.Mixed when (MixedFormat ?? 1) != CurrentMixedFormat:
+                    throw new InvalidDataException(
+                        $"This differentiable-search model uses mixed-network format {MixedFormat ?? 1} (saved by Equinas.MLNet before 2026-12-01, whose mixed layers laid members out inconsistently and were not invariant to what they reported); this version reads format {CurrentMixedFormat} only. Train the model again (models with one group per layer, from any search mode, still load).");
                 case NetworkKind.Mixed when Members is not null:
                     var template = NetworkSpec.FromChannels(InputChannels, NetworkPresets.Uniform(SymmetryGroup.C1, Widths.Length), Widths, KernelSize, PoolAfter, Classes, HeadHidden);
                     var initialization = Enum.Parse<AlphaInitialization>(Initialization ?? nameof(AlphaInitialization.Uniform));

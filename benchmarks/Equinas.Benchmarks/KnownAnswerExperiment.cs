@@ -21,7 +21,7 @@ namespace Equinas.Benchmarks;
 /// </summary>
 internal static class KnownAnswerExperiment
 {
-    private sealed record Run(string Group, int Seed, string Method, string Architecture, double MassOutside, double TestAccuracy, double Seconds, double[][]? Z, double[][]? ElementMass);
+    private sealed record Outcome(string Group, int Seed, string Method, string Architecture, double MassOutside, double TestAccuracy, double Seconds, double[][]? Z, double[][]? ElementMass);
 
     public static int Run(BenchmarkOptions args)
     {
@@ -51,7 +51,7 @@ internal static class KnownAnswerExperiment
         Console.WriteLine($"known-answer: EquiNAS_D on (object, coset of A) classes; {size}x{size}, {objects} objects, {trainCount} training images; {warmup} warm-up + {epochs} search epochs; lr {options.Training.LearningRate} / alpha {options.ArchitectureLearningRate}");
         Console.WriteLine(machine);
 
-        var runs = new List<Run>();
+        var runs = new List<Outcome>();
         foreach (var a in groups)
         {
             var task = KnownAnswerTask.Create(a.Name, objects, size, seed: 1);
@@ -76,14 +76,14 @@ internal static class KnownAnswerExperiment
                     var last = result.Z[^1];
                     double mass = last.Where((_, i) => outside[i]).Sum();
                     string method = shuffled ? "null control (shuffled alpha gradients)" : "EquiNAS_D (mixture)";
-                    runs.Add(new Run(a.Name, seed, method, string.Join("-", result.ArgmaxGroups.Select(g => g.Name)), mass, accuracy, watch.Elapsed.TotalSeconds, result.Z.ToArray(), MixedGroupCnn.ElementMass(members, result.Z)));
+                    runs.Add(new Outcome(a.Name, seed, method, string.Join("-", result.ArgmaxGroups.Select(g => g.Name)), mass, accuracy, watch.Elapsed.TotalSeconds, result.Z.ToArray(), MixedGroupCnn.ElementMass(members, result.Z)));
                     Console.Error.WriteLine($"  A={a} seed {seed} {method}: mass outside A {mass:F3}, argmax {runs[^1].Architecture}, test {accuracy:P2} ({watch.Elapsed.TotalSeconds:F0} s)");
                     if (!shuffled && parts.Contains("retrain", StringComparison.Ordinal))
                     {
                         var chain = DifferentiableSearch.Chain(result.ArgmaxGroups);
                         var retrained = FixedBaseline.Train(template, chain, train, heldOut, test, warmup + epochs, options.Training, seed + 1);
                         double retrainedMass = chain[^1].IsSubgroupOf(a) ? 0 : 1;
-                        runs.Add(new Run(a.Name, seed, "argmax chain retrained", retrained.Architecture, retrainedMass, retrained.TestAccuracy, retrained.Seconds, null, null));
+                        runs.Add(new Outcome(a.Name, seed, "argmax chain retrained", retrained.Architecture, retrainedMass, retrained.TestAccuracy, retrained.Seconds, null, null));
                         Console.Error.WriteLine($"  A={a} seed {seed} retrained {retrained.Architecture}: test {retrained.TestAccuracy:P2}");
                     }
                 }
@@ -93,7 +93,7 @@ internal static class KnownAnswerExperiment
                     foreach (var g in new[] { a, SymmetryGroup.C1 }.Distinct())
                     {
                         var baseline = FixedBaseline.Train(template, g, train, heldOut, test, warmup + epochs, options.Training, seed);
-                        runs.Add(new Run(a.Name, seed, g == a ? "fixed all-A" : "fixed all-C1", baseline.Architecture, g.IsSubgroupOf(a) ? 0 : 1, baseline.TestAccuracy, baseline.Seconds, null, null));
+                        runs.Add(new Outcome(a.Name, seed, g == a ? "fixed all-A" : "fixed all-C1", baseline.Architecture, g.IsSubgroupOf(a) ? 0 : 1, baseline.TestAccuracy, baseline.Seconds, null, null));
                         Console.Error.WriteLine($"  A={a} seed {seed} fixed {g}: test {baseline.TestAccuracy:P2}");
                     }
                 }
