@@ -50,14 +50,6 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
 
     private const int PayloadFormat = 1;
 
-    private static readonly JsonSerializerOptions Json = new()
-    {
-        WriteIndented = true,
-        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
-        Converters = { new JsonStringEnumConverter() },
-        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
-    };
-
     private readonly StoredNetwork _network;
 
     // Predictions hold the read side while they use the network's native memory; Dispose takes the write side, so it
@@ -105,9 +97,9 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         ctx.TryLoadTextStream(MetadataEntry, r => metadataText = r.ReadToEnd());
         ctx.TryLoadBinaryStream(ArchitectureEntry, r => architecture = ReadAll(r));
         ctx.TryLoadBinaryStream(WeightsEntry, r => weights = ReadAll(r));
-        var metadata = ParseMetadata(metadataText);
-        CheckEntry(ArchitectureEntry, architecture, metadata.ArchitectureSha256, metadata.ArchitectureLength);
-        CheckEntry(WeightsEntry, weights, metadata.WeightsSha256, metadata.WeightsLength);
+        var metadata = EquinasModelFile.ParseMetadata(metadataText);
+        EquinasModelFile.CheckEntry(ArchitectureEntry, architecture, metadata.ArchitectureSha256, metadata.ArchitectureLength);
+        EquinasModelFile.CheckEntry(WeightsEntry, weights, metadata.WeightsSha256, metadata.WeightsLength);
 
         using (var a = new BinaryReader(new MemoryStream(architecture!)))
         using (var w = new BinaryReader(new MemoryStream(weights!)))
@@ -117,15 +109,15 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
 
         try
         {
-            Input = metadata.Input ?? throw Corrupt(MetadataEntry, "an input spec", "none");
+            Input = metadata.Input ?? throw EquinasModelFile.Corrupt(MetadataEntry, "an input spec", "none");
             ClassCount = metadata.Classes;
             if (ClassCount != _network.Description.Classes || Input.Channels != _network.Description.InputChannels || Input.Mean.Length != Input.Channels || Input.Std.Length != Input.Channels)
             {
-                throw Corrupt(MetadataEntry, $"{_network.Description.Classes} classes and {_network.Description.InputChannels} input channels with one mean and std each", $"{ClassCount} classes, {Input.Channels} channels, {Input.Mean.Length} means, {Input.Std.Length} stds");
+                throw EquinasModelFile.Corrupt(MetadataEntry, $"{_network.Description.Classes} classes and {_network.Description.InputChannels} input channels with one mean and std each", $"{ClassCount} classes, {Input.Channels} channels, {Input.Mean.Length} means, {Input.Std.Length} stds");
             }
 
-            History = metadata.History ?? throw Corrupt(MetadataEntry, "the search history", "none");
-            LayerGroups = metadata.LayerGroups ?? throw Corrupt(MetadataEntry, "the layer groups", "none");
+            History = metadata.History ?? throw EquinasModelFile.Corrupt(MetadataEntry, "the search history", "none");
+            LayerGroups = metadata.LayerGroups ?? throw EquinasModelFile.Corrupt(MetadataEntry, "the layer groups", "none");
             ParameterCount = _network.Network.ParameterCount;
             _inputType = Input.ColumnType();
             _outputType = new VectorDataViewType(NumberDataViewType.Single, ClassCount);
@@ -217,58 +209,7 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
     /// <param name="path">The model zip written by <c>mlContext.Model.Save</c>.</param>
     /// <exception cref="FileNotFoundException">There is no such file.</exception>
     /// <exception cref="InvalidDataException">The file is not a complete zip, or an entry is missing, truncated or modified (the message names the file and the entry).</exception>
-    public static void VerifyFile(string path)
-    {
-        ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        if (!File.Exists(path))
-        {
-            throw new FileNotFoundException($"Model file '{path}' was not found.", path);
-        }
-
-        System.IO.Compression.ZipArchive zip;
-        try
-        {
-            zip = System.IO.Compression.ZipFile.OpenRead(path);
-        }
-        catch (InvalidDataException e)
-        {
-            throw new InvalidDataException($"Model file '{path}' is not a complete zip archive (truncated or not a model file): {e.Message}", e);
-        }
-
-        using (zip)
-        {
-            foreach (var metadataEntry in zip.Entries.Where(e => e.Name == MetadataEntry))
-            {
-                string folder = metadataEntry.FullName[..^MetadataEntry.Length];
-                StoredMetadata metadata;
-                try
-                {
-                    using var reader = new StreamReader(metadataEntry.Open());
-                    metadata = ParseMetadata(reader.ReadToEnd());
-                    CheckEntry(ArchitectureEntry, ReadEntry(zip, folder + ArchitectureEntry), metadata.ArchitectureSha256, metadata.ArchitectureLength);
-                    CheckEntry(WeightsEntry, ReadEntry(zip, folder + WeightsEntry), metadata.WeightsSha256, metadata.WeightsLength);
-                }
-                catch (InvalidDataException e)
-                {
-                    throw new InvalidDataException($"Model file '{path}': {e.Message}", e);
-                }
-            }
-        }
-    }
-
-    private static byte[]? ReadEntry(System.IO.Compression.ZipArchive zip, string name)
-    {
-        var entry = zip.GetEntry(name);
-        if (entry is null)
-        {
-            return null;
-        }
-
-        using var stream = entry.Open();
-        using var buffer = new MemoryStream();
-        stream.CopyTo(buffer);
-        return buffer.ToArray();
-    }
+    public static void VerifyFile(string path) => EquinasModelFile.Verify(path);
 
     internal static EquinasModelParameters Create(IHostEnvironment env, StoredNetwork network, InputSpec input, int classes, EquinasHistory history)
     {
@@ -316,7 +257,7 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         }
 
         byte[] architectureBytes = architecture.ToArray(), weightBytes = weights.ToArray();
-        var metadata = new StoredMetadata
+        var metadata = new EquinasModelFile.StoredMetadata
         {
             Input = Input,
             Classes = ClassCount,
@@ -327,7 +268,7 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
             WeightsSha256 = Convert.ToHexString(SHA256.HashData(weightBytes)),
             WeightsLength = weightBytes.Length,
         };
-        ctx.SaveTextStream(MetadataEntry, w => w.Write(JsonSerializer.Serialize(metadata, Json)));
+        ctx.SaveTextStream(MetadataEntry, w => w.Write(JsonSerializer.Serialize(metadata, EquinasModelFile.Json)));
         ctx.SaveBinaryStream(ArchitectureEntry, w => w.Write(architectureBytes));
         ctx.SaveBinaryStream(WeightsEntry, w => w.Write(weightBytes));
     }
@@ -390,104 +331,5 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         using var buffer = new MemoryStream();
         reader.BaseStream.CopyTo(buffer);
         return buffer.ToArray();
-    }
-
-    private static StoredMetadata ParseMetadata(string? text)
-    {
-        if (text is null)
-        {
-            throw Corrupt(MetadataEntry, "the entry", "no such entry");
-        }
-
-        try
-        {
-            var node = JsonNode.Parse(text) ?? throw Corrupt(MetadataEntry, "a JSON object", "null");
-            UpgradeHistory(node["History"]);
-            return node.Deserialize<StoredMetadata>(Json) ?? throw Corrupt(MetadataEntry, "a JSON object", "null");
-        }
-        catch (JsonException e)
-        {
-            throw new InvalidDataException($"Model entry '{MetadataEntry}' is not valid: expected the model's JSON metadata; found a JSON error at line {e.LineNumber}, position {e.BytePositionInLine}: {e.Message}", e);
-        }
-    }
-
-    /// <summary>
-    /// Models saved before 2026-12-01 wrote epoch phases and candidate changes as text ("epoch", "relax layer 3 to C4"):
-    /// rewritten here to the enums (and the relaxed layer and group) that the history holds now.
-    /// </summary>
-    private static void UpgradeHistory(JsonNode? history)
-    {
-        if (history?["Epochs"] is JsonArray epochs)
-        {
-            foreach (var epoch in epochs.OfType<JsonObject>())
-            {
-                if (epoch["Phase"] is JsonValue phase && phase.TryGetValue(out string? text))
-                {
-                    epoch["Phase"] = text switch
-                    {
-                        "epoch" => nameof(EquinasPhase.Training),
-                        "fine-tune" => nameof(EquinasPhase.Retrain),
-                        _ => text,
-                    };
-                }
-            }
-        }
-
-        if (history?["Candidates"] is JsonArray candidates)
-        {
-            foreach (var candidate in candidates.OfType<JsonObject>())
-            {
-                if (candidate["Change"] is JsonValue change && change.TryGetValue(out string? text) && text.StartsWith("relax layer ", StringComparison.Ordinal))
-                {
-                    // "relax layer {i} to {H}"
-                    var parts = text.Split(' ');
-                    candidate["Change"] = nameof(EquinasChange.Relax);
-                    candidate["RelaxedLayer"] = int.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture);
-                    candidate["RelaxedTo"] = parts[4];
-                }
-            }
-        }
-    }
-
-    private static void CheckEntry(string entry, byte[]? bytes, string? sha256, long length)
-    {
-        if (bytes is null)
-        {
-            throw Corrupt(entry, "the entry", "no such entry");
-        }
-
-        if (bytes.Length != length)
-        {
-            throw Corrupt(entry, $"{length} bytes", $"{bytes.Length} bytes (truncated or replaced)");
-        }
-
-        string actual = Convert.ToHexString(SHA256.HashData(bytes));
-        if (!string.Equals(actual, sha256, StringComparison.OrdinalIgnoreCase))
-        {
-            throw Corrupt(entry, $"SHA-256 {sha256}", $"{actual} (the entry was modified)");
-        }
-    }
-
-    private static InvalidDataException Corrupt(string entry, string expected, string found) =>
-        new($"The Equinas model file is damaged: entry '{entry}' should hold {expected}; found {found}. Save the model again.");
-
-    /// <summary>What <see cref="MetadataEntry"/> holds.</summary>
-    private sealed record StoredMetadata
-    {
-        public InputSpec? Input { get; init; }
-
-        public int Classes { get; init; }
-
-        public string[]? LayerGroups { get; init; }
-
-        public EquinasHistory? History { get; init; }
-
-        public string? ArchitectureSha256 { get; init; }
-
-        public long ArchitectureLength { get; init; }
-
-        public string? WeightsSha256 { get; init; }
-
-        public long WeightsLength { get; init; }
     }
 }

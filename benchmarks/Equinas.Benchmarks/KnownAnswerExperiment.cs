@@ -32,6 +32,7 @@ internal static class KnownAnswerExperiment
         int trainCount = args.Int("train", 2_000);
         int size = args.Int("size", 17);
         int objects = args.Int("objects", 4);
+        double noise = args.Double("noise", 0.25);
         var groups = args.Text("groups", string.Join(",", KnownAnswerTask.NormalSubgroups)).Split(',', StringSplitOptions.RemoveEmptyEntries).Select(SymmetryGroup.Parse).ToArray();
         var channels = args.Text("channels", "16,32,32,64,64").Split(',').Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray();
         var options = new DifferentiableOptions
@@ -40,8 +41,10 @@ internal static class KnownAnswerExperiment
             WarmupEpochs = warmup,
             Training = new TrainingOptions { LearningRate = args.Double("lr", 1e-3), BatchSize = args.Int("batch", 64) },
             ArchitectureLearningRate = args.Double("alpha-lr", 0.01),
+            Initialization = args.Text("init", "uniform") == "largest" ? AlphaInitialization.PreferLargest : AlphaInitialization.Uniform,
         };
         string parts = args.Text("parts", "search,null,retrain,fixed");
+        var extraFixed = args.Text("fixed-groups", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(SymmetryGroup.Parse).ToArray();
         string output = args.Text("out", Path.Combine("docs", "results", "known-answer"));
         args.RejectUnknown();
         torch.set_num_threads(threads);
@@ -60,9 +63,9 @@ internal static class KnownAnswerExperiment
             for (int seed = 1; seed <= seeds; seed++)
             {
                 // The data vary with the seed too (images, noise), the objects do not.
-                using var train = ToDataset(task.Images(trainCount, seed: 1000 + seed), task);
-                using var heldOut = ToDataset(task.Images(trainCount / 4, seed: 2000 + seed), task);
-                using var test = ToDataset(task.Images(trainCount / 2, seed: 3000 + seed), task);
+                using var train = ToDataset(task.Images(trainCount, seed: 1000 + seed, noise), task);
+                using var heldOut = ToDataset(task.Images(trainCount / 4, seed: 2000 + seed, noise), task);
+                using var test = ToDataset(task.Images(trainCount / 2, seed: 3000 + seed, noise), task);
                 foreach (bool shuffled in new[] { false, true })
                 {
                     if (!parts.Contains(shuffled ? "null" : "search", StringComparison.Ordinal))
@@ -90,10 +93,10 @@ internal static class KnownAnswerExperiment
 
                 if (parts.Contains("fixed", StringComparison.Ordinal))
                 {
-                    foreach (var g in new[] { a, SymmetryGroup.C1 }.Distinct())
+                    foreach (var g in new[] { a, SymmetryGroup.C1 }.Concat(extraFixed).Distinct())
                     {
                         var baseline = FixedBaseline.Train(template, g, train, heldOut, test, warmup + epochs, options.Training, seed);
-                        runs.Add(new Outcome(a.Name, seed, g == a ? "fixed all-A" : "fixed all-C1", baseline.Architecture, g.IsSubgroupOf(a) ? 0 : 1, baseline.TestAccuracy, baseline.Seconds, null, null));
+                        runs.Add(new Outcome(a.Name, seed, g == a ? "fixed all-A" : $"fixed all-{g.Name}", baseline.Architecture, g.IsSubgroupOf(a) ? 0 : 1, baseline.TestAccuracy, baseline.Seconds, null, null));
                         Console.Error.WriteLine($"  A={a} seed {seed} fixed {g}: test {baseline.TestAccuracy:P2}");
                     }
                 }
@@ -107,7 +110,7 @@ internal static class KnownAnswerExperiment
         markdown.AppendLine();
         markdown.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command.Trim()}`");
         markdown.AppendLine();
-        markdown.AppendLine(CultureInfo.InvariantCulture, $"Task (`Equinas.Data.KnownAnswerTask`): {objects} random stroke figures without symmetry of their own on a {size}x{size} grid; for a normal subgroup A of D4 the classes are (figure, coset gA), each image its figure moved by a uniform element of its coset plus Gaussian noise (sd 0.25). Labels are A-invariant and changed by every element outside A, so the last layer's group must lie inside A. {trainCount} training, {trainCount / 4} held-out (validation and alpha batches), {trainCount / 2} test images per seed. Network: widths {string.Join(",", channels)} (scalar channels), 5x5 kernels, pooling after layers 2 and 4, every layer mixed over {string.Join(", ", members.Select(m => m.Name))}. {warmup} warm-up epochs (weights only) and {epochs} search epochs; Adam lr {options.Training.LearningRate} (weights), {options.ArchitectureLearningRate} (alphas), batch {options.Training.BatchSize}. Fixed networks and the retrained argmax chain train {warmup + epochs} epochs. The null control runs the same search with each layer's alpha gradient permuted across members every step.");
+        markdown.AppendLine(CultureInfo.InvariantCulture, $"Task (`Equinas.Data.KnownAnswerTask`): {objects} random stroke figures without symmetry of their own on a {size}x{size} grid; for a normal subgroup A of D4 the classes are (figure, coset gA), each image its figure moved by a uniform element of its coset plus Gaussian noise (sd {noise}). Labels are A-invariant and changed by every element outside A, so the last layer's group must lie inside A. {trainCount} training, {trainCount / 4} held-out (validation and alpha batches), {trainCount / 2} test images per seed. Network: widths {string.Join(",", channels)} (scalar channels), 5x5 kernels, pooling after layers 2 and 4, every layer mixed over {string.Join(", ", members.Select(m => m.Name))}. {warmup} warm-up epochs (weights only) and {epochs} search epochs; Adam lr {options.Training.LearningRate} (weights), {options.ArchitectureLearningRate} (alphas), batch {options.Training.BatchSize}. Fixed networks and the retrained argmax chain train {warmup + epochs} epochs. The null control runs the same search with each layer's alpha gradient permuted across members every step.");
         markdown.AppendLine();
         markdown.AppendLine("Target: the last layer's z mass on members not inside A below 0.1 for every A in 3 of 3 seeds, far from the null control; the retrained argmax chain within 1 point of fixed all-A.");
         markdown.AppendLine();
