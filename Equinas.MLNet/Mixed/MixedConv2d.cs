@@ -57,6 +57,8 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
     private readonly object _cacheGate = new();
     private Tensor? _cachedFilter;
     private Tensor? _frozenZ;
+    private int? _sampledMember;
+    private bool _argmaxInEvaluation;
 
     public MixedConv2d(
         IReadOnlyList<SymmetryGroup> members, int inChannels, int outChannels, int kernelSize, bool lifting,
@@ -170,6 +172,39 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
     /// <summary>The fixed norm n0 of member <paramref name="member"/>'s kernel: <c>sqrt(2 O / |H|)</c>.</summary>
     public double KernelNorm(int member) => _norms[member];
 
+    /// <summary>
+    /// For searches that sample architectures (straight-through Gumbel, as GDAS): in training mode the layer uses this
+    /// member alone (z one-hot in value), while gradients reach alpha as through softmax(alpha / temperature). Null
+    /// (the default) mixes all members by z.
+    /// </summary>
+    public int? SampledMember
+    {
+        get => _sampledMember;
+        set
+        {
+            if (value is { } m && (m < 0 || m >= Members.Count))
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), m, $"Must be a member index in [0, {Members.Count}).");
+            }
+
+            _sampledMember = value;
+        }
+    }
+
+    /// <summary>
+    /// When true, evaluation mode uses the member with the largest z alone (one-hot), as a network trained on sampled
+    /// architectures is meant to be used; when false (the default) it mixes by z. Setting it drops the inference cache.
+    /// </summary>
+    public bool ArgmaxInEvaluation
+    {
+        get => _argmaxInEvaluation;
+        set
+        {
+            _argmaxInEvaluation = value;
+            InvalidateCache();
+        }
+    }
+
     /// <summary>The mixing weights z: softmax(alpha / temperature), or <see cref="FrozenZ"/>.</summary>
     public Tensor Z()
     {
@@ -180,6 +215,36 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
 
         using var scope = NewDisposeScope();
         return nn.functional.softmax(alpha / Temperature, 0).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The weights a forward pass uses: <see cref="Z"/>, made one-hot on <see cref="SampledMember"/> (training, with the
+    /// straight-through gradient of the softmax) or on its largest entry (evaluation with
+    /// <see cref="ArgmaxInEvaluation"/>).
+    /// </summary>
+    private Tensor ForwardZ()
+    {
+        if (_frozenZ is not null)
+        {
+            return Z();
+        }
+
+        using var scope = NewDisposeScope();
+        var soft = nn.functional.softmax(alpha / Temperature, 0);
+        int? hot = training ? _sampledMember : _argmaxInEvaluation ? (int)soft.argmax().item<long>() : null;
+        if (hot is not { } index)
+        {
+            return soft.MoveToOuterDisposeScope();
+        }
+
+        var oneHot = torch.zeros_like(soft);
+        using (torch.no_grad())
+        {
+            oneHot[index] = 1f;
+        }
+
+        // The value of the one-hot vector, the gradient of the softmax.
+        return (oneHot - soft.detach() + soft).MoveToOuterDisposeScope();
     }
 
     /// <summary>Drops the cached inference filter (needed only after changing weights by hand in evaluation mode).</summary>
@@ -240,7 +305,7 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
         if (training)
         {
             InvalidateCache();
-            filter = MixedFilter(z ?? Z());
+            filter = MixedFilter(z ?? ForwardZ());
         }
         else
         {
@@ -302,7 +367,7 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
             {
                 using var noGrad = torch.no_grad();
                 using var scope = NewDisposeScope();
-                cached = MixedFilter(Z()).contiguous();
+                cached = MixedFilter(ForwardZ()).contiguous();
                 cached.DetachFromDisposeScope();
                 Volatile.Write(ref _cachedFilter, cached);
             }

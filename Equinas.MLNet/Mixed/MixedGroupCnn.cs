@@ -168,6 +168,46 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
     public IReadOnlyList<SymmetryGroup> ArgmaxGroups() =>
         Z().Select(z => Spec.Members[Array.IndexOf(z, z.Max())]).ToArray();
 
+    /// <summary>
+    /// Draws one member per layer from its z (softmax(alpha / temperature)) with <paramref name="random"/>, for the next
+    /// training-mode forwards (<see cref="MixedConv2d.SampledMember"/>); null clears the samples (mix by z again).
+    /// </summary>
+    public void Sample(Random? random)
+    {
+        var z = random is null ? null : Z();
+        for (int i = 0; i < blocks.Count; i++)
+        {
+            if (random is null)
+            {
+                blocks[i].Conv.SampledMember = null;
+                continue;
+            }
+
+            double u = random.NextDouble(), sum = 0;
+            int pick = z![i].Length - 1;
+            for (int m = 0; m < z[i].Length; m++)
+            {
+                sum += z[i][m];
+                if (u < sum)
+                {
+                    pick = m;
+                    break;
+                }
+            }
+
+            blocks[i].Conv.SampledMember = pick;
+        }
+    }
+
+    /// <summary>Makes every layer use its largest-z member alone in evaluation mode (see <see cref="MixedConv2d.ArgmaxInEvaluation"/>).</summary>
+    public void UseArgmaxInEvaluation(bool on)
+    {
+        foreach (var block in blocks)
+        {
+            block.Conv.ArgmaxInEvaluation = on;
+        }
+    }
+
     /// <summary>Freezes every layer's z (null: back to softmax(alpha)).</summary>
     /// <exception cref="ArgumentException">Not one vector of member weights per layer.</exception>
     public void FreezeZ(IReadOnlyList<double[]>? z)

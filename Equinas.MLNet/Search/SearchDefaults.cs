@@ -22,6 +22,7 @@ internal static class SearchDefaults
     public const double RetrainEpochs = 0;
     public const double ArchitectureLearningRate = 0.01;
     public const double WarmupEpochs = 0;
+    public const bool SampleArchitectures = false;
     public const double ValidationFraction = 0.1;
 
     /// <summary>The small preset's widths in scalar channels (5 conv layers, sized for 2 CPU cores).</summary>

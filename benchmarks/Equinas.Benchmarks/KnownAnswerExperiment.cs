@@ -42,6 +42,7 @@ internal static class KnownAnswerExperiment
             Training = new TrainingOptions { LearningRate = args.Double("lr", 1e-3), BatchSize = args.Int("batch", 64) },
             ArchitectureLearningRate = args.Double("alpha-lr", 0.01),
             Initialization = args.Text("init", "uniform") == "largest" ? AlphaInitialization.PreferLargest : AlphaInitialization.Uniform,
+            SampleArchitectures = args.Text("sample", "no") == "yes",
         };
         string parts = args.Text("parts", "search,null,retrain,fixed");
         var extraFixed = args.Text("fixed-groups", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(SymmetryGroup.Parse).ToArray();

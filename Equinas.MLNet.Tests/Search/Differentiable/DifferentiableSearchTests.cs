@@ -98,6 +98,56 @@ public class DifferentiableSearchTests : TorchTestBase
     }
 
     [Fact]
+    public void Warm_up_trains_the_weights_with_z_fixed_before_the_search()
+    {
+        using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
+        using var heldOut = SyntheticData.Motifs(48, 3, 12, seed: 2);
+        using var result = new DifferentiableSearch(Options() with { Epochs = 1, WarmupEpochs = 2 }).Run(Template, train, heldOut);
+        Assert.Equal([DifferentiablePhase.Warmup, DifferentiablePhase.Warmup, DifferentiablePhase.Search], result.History.Select(e => e.Phase));
+        Assert.All(result.History.Take(2), e => Assert.All(e.Z, z => Assert.All(z, v => Assert.Equal(0.1, v, 6))));
+        Assert.Contains(result.History[^1].Z.SelectMany(z => z), v => Math.Abs(v - 0.1) > 1e-4);
+    }
+
+    [Fact]
+    public void The_null_control_moves_z_as_far_but_not_as_the_search_does()
+    {
+        using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
+        using var heldOut = SyntheticData.Motifs(48, 3, 12, seed: 2);
+        using var search = new DifferentiableSearch(Options() with { Epochs = 1 }).Run(Template, train, heldOut);
+        using var control = new DifferentiableSearch(Options() with { Epochs = 1, ShuffleArchitectureGradients = true }).Run(Template, train, heldOut);
+        var a = search.Z.SelectMany(z => z).ToArray();
+        var b = control.Z.SelectMany(z => z).ToArray();
+        Assert.All(control.Z, z => Assert.Equal(1.0, z.Sum(), 5));
+        Assert.Contains(b, v => Math.Abs(v - 0.1) > 1e-3);
+        Assert.True(a.Zip(b).Max(p => Math.Abs(p.First - p.Second)) > 1e-3);
+    }
+
+    [Fact]
+    public void A_search_of_sampled_architectures_keeps_its_largest_z_chain_frozen_and_exactly_invariant()
+    {
+        using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
+        using var heldOut = SyntheticData.Motifs(48, 3, 12, seed: 2);
+        using var result = new DifferentiableSearch(Options() with { Epochs = 1, SampleArchitectures = true }).Run(Template, train, heldOut);
+        var mixed = Assert.IsType<MixedGroupCnn>(result.Network);
+        var members = mixed.Spec.Members.ToList();
+        var frozen = mixed.Z();
+        for (int layer = 0; layer < frozen.Length; layer++)
+        {
+            Assert.Equal(1.0, frozen[layer][members.IndexOf(result.ArgmaxGroups[layer])]);
+            Assert.Equal(1.0, frozen[layer].Sum());
+        }
+
+        Assert.All(mixed.Blocks, b => Assert.Null(b.Conv.SampledMember));
+        var kept = SymmetryGroup.IntersectAll(result.ArgmaxGroups);
+        using var scope = NewDisposeScope();
+        var x = heldOut.Images.narrow(0, 0, 8);
+        foreach (var (element, error) in mixed.CheckEquivariance(x, kept))
+        {
+            Assert.True(error < 1e-5, $"{element}: {error}");
+        }
+    }
+
+    [Fact]
     public void Cancellation_stops_the_search()
     {
         using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);

@@ -63,6 +63,15 @@ internal sealed record DifferentiableOptions
     /// </summary>
     public bool ShuffleArchitectureGradients { get; init; }
 
+    /// <summary>
+    /// Train sampled architectures instead of the mixture (straight-through Gumbel, as GDAS does): every weight step
+    /// and every architecture step draws one member per layer from z and trains that chain alone (exactly equivariant
+    /// to the intersection of its groups), with the gradient reaching alpha through the softmax. A member whose
+    /// symmetry the labels do not have then loses whenever it is drawn, which the relaxed mixture hides: downstream
+    /// normalisation rescales a small z. Evaluation uses each layer's largest-z member; the kept model is that chain.
+    /// </summary>
+    public bool SampleArchitectures { get; init; } = SearchDefaults.SampleArchitectures;
+
     /// <summary>The member set in use.</summary>
     public IReadOnlyList<SymmetryGroup> MemberGroups => Members ?? TopGroup.Subgroups();
 

@@ -137,15 +137,24 @@ internal sealed class DifferentiableSearch
                 warmup.Fit(network, train, heldOut, Options.WarmupEpochs, unchecked(Options.Seed + 2), cancellationToken);
             }
 
+            network.UseArgmaxInEvaluation(Options.SampleArchitectures);
             using (var architecture = new AlphaStep(network, Options, train, heldOut))
             {
                 var trainer = new NetworkTrainer(Options.Training);
                 trainer.EpochCompleted += (_, e) => Record(history, new DifferentiableEpoch(e.Epoch, DifferentiablePhase.Search, network.Z(), e.Train, e.Validation!.Value, watch.Elapsed, network.ParameterCount));
                 trainer.Fit(network, train, heldOut, Options.Epochs, Options.Seed, cancellationToken, architecture);
+                network.Sample(null);
             }
 
+            network.UseArgmaxInEvaluation(false);
             var z = network.Z();
             var argmax = network.ArgmaxGroups();
+            if (Options.SampleArchitectures)
+            {
+                // A network trained on sampled chains is its largest-z chain: frozen one-hot, so that it is stored so.
+                network.FreezeZ(argmax.Select(g => spec.Members.Select(m => m == g ? 1.0 : 0.0).ToArray()).ToArray());
+            }
+
             if (Options.RetrainEpochs <= 0)
             {
                 network.eval();
@@ -187,23 +196,38 @@ internal sealed class DifferentiableSearch
     private sealed class AlphaStep : IArchitectureStep, IDisposable
     {
         private readonly optim.Optimizer _optimizer;
-        private readonly BatchSampler _sampler;
+        private readonly BatchSampler _batches;
         private readonly ImageDataset _data;
         private readonly Parameter[] _alphas;
         private readonly Random? _shuffle;
+        private readonly Random? _sampler;
 
         public AlphaStep(MixedGroupCnn network, DifferentiableOptions options, ImageDataset train, ImageDataset heldOut)
         {
             _data = options.ArchitectureBatches == ArchitectureBatches.HeldOut ? heldOut : train;
-            _sampler = new BatchSampler(_data.Count, options.Training.BatchSize, unchecked(options.Seed + 1_000_003));
+            _batches = new BatchSampler(_data.Count, options.Training.BatchSize, unchecked(options.Seed + 1_000_003));
             _alphas = network.ArchitectureParameters().ToArray();
             _optimizer = optim.Adam(_alphas, options.ArchitectureLearningRate);
             _shuffle = options.ShuffleArchitectureGradients ? new Random(unchecked(options.Seed + 7_000_001)) : null;
+            _sampler = options.SampleArchitectures ? new Random(unchecked(options.Seed + 9_000_011)) : null;
+        }
+
+        public void BeforeWeightStep(EquivariantNetwork network)
+        {
+            if (_sampler is not null)
+            {
+                ((MixedGroupCnn)network).Sample(_sampler);
+            }
         }
 
         public void Step(EquivariantNetwork network)
         {
-            var (images, labels) = _data.Batch(_sampler.Next());
+            if (_sampler is not null)
+            {
+                ((MixedGroupCnn)network).Sample(_sampler);
+            }
+
+            var (images, labels) = _data.Batch(_batches.Next());
             _optimizer.zero_grad();
             nn.functional.cross_entropy(network.call(images), labels).backward();
             if (_shuffle is not null)

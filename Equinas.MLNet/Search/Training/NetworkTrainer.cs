@@ -27,6 +27,9 @@ internal sealed record EpochMetrics(double Epoch, PassMetrics Train, PassMetrics
 /// </summary>
 internal interface IArchitectureStep
 {
+    /// <summary>Called before every weight step (for example to sample the architecture the step trains).</summary>
+    void BeforeWeightStep(EquivariantNetwork network);
+
     /// <summary>Updates the architecture weights of <paramref name="network"/> once.</summary>
     void Step(EquivariantNetwork network);
 }
@@ -87,6 +90,7 @@ internal sealed class NetworkTrainer
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             var (images, labels) = data.Batch(sampler.Next());
+            architecture?.BeforeWeightStep(network);
             var (loss, right, n) = Step(network, optimizer, images, labels);
             lossSum += loss;
             correct += right;
