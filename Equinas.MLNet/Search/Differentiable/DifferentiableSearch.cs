@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Mixed;
 using Equinas.MLNet.Nn.Networks;
+using Equinas.MLNet.Search.Checkpoints;
 using Equinas.MLNet.Search.Training;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -94,8 +95,14 @@ internal sealed class DifferentiableSearch
 
     public DifferentiableOptions Options { get; }
 
+    /// <summary>Where the state after every epoch is written and a run resumes from (bit for bit); null for none.</summary>
+    public CheckpointStore? Checkpoints { get; init; }
+
     /// <summary>Raised after every epoch of the search and of retraining.</summary>
     public event EventHandler<DifferentiableEpoch>? EpochCompleted;
+
+    /// <summary>Raised once, before training, when the run continues from a checkpoint: the epochs read back.</summary>
+    public event EventHandler<IReadOnlyList<DifferentiableEpoch>>? Resumed;
 
     /// <summary>
     /// The chosen groups made a chain, each layer's group inside the previous layer's, as a G-CNN needs: layer i gets
@@ -122,7 +129,13 @@ internal sealed class DifferentiableSearch
         ArgumentNullException.ThrowIfNull(heldOut);
         var spec = new MixedNetworkSpec(template, Options.MemberGroups, Options.Initialization, Options.Temperature);
         var watch = Stopwatch.StartNew();
-        var history = new List<DifferentiableEpoch>();
+        var checkpoint = new DifferentiableCheckpoint(Checkpoints);
+        var history = new List<DifferentiableEpoch>(checkpoint.History);
+        if (history.Count > 0)
+        {
+            Resumed?.Invoke(this, history.ToArray());
+        }
+
         var network = SeededInit.Create(Options.Seed, () => new MixedGroupCnn(spec));
         try
         {
@@ -130,7 +143,8 @@ internal sealed class DifferentiableSearch
             {
                 var trainer = new NetworkTrainer(Options.Training);
                 trainer.EpochCompleted += (_, e) => Record(history, new DifferentiableEpoch(e.Epoch, DifferentiablePhase.Search, network.Z(), e.Train, e.Validation!.Value, watch.Elapsed, network.ParameterCount));
-                trainer.Fit(network, train, heldOut, Options.Epochs, Options.Seed, cancellationToken, architecture);
+                trainer.StateSaved += (_, fit) => checkpoint.SaveSearch(history, fit);
+                trainer.Fit(network, train, heldOut, Options.Epochs, Options.Seed, cancellationToken, architecture, resume: checkpoint.Search);
             }
 
             var z = network.Z();
@@ -149,7 +163,8 @@ internal sealed class DifferentiableSearch
                 var oneHot = chain.Select(g => spec.Members.Select(m => m == g ? 1.0 : 0.0).ToArray()).ToArray();
                 var trainer = new NetworkTrainer(Options.Training);
                 trainer.EpochCompleted += (_, e) => Record(history, new DifferentiableEpoch(e.Epoch, DifferentiablePhase.Retrain, oneHot, e.Train, e.Validation!.Value, watch.Elapsed, retrained.ParameterCount));
-                trainer.Fit(retrained, train, heldOut, Options.RetrainEpochs, unchecked(Options.Seed + 1), cancellationToken);
+                trainer.StateSaved += (_, fit) => checkpoint.SaveRetrain(history, fit);
+                trainer.Fit(retrained, train, heldOut, Options.RetrainEpochs, unchecked(Options.Seed + 1), cancellationToken, resume: checkpoint.Retrain);
                 retrained.PrepareForInference();
                 return new DifferentiableResult(retrained, spec.Members, z, argmax, chain, history);
             }
@@ -192,6 +207,15 @@ internal sealed class DifferentiableSearch
             _optimizer.zero_grad();
             nn.functional.cross_entropy(network.call(images), labels).backward();
             _optimizer.step();
+        }
+
+        /// <summary>The batches drawn (the order is replayed from the seed) and the logits' optimiser.</summary>
+        public byte[] SaveState() => [.. BitConverter.GetBytes(_sampler.BatchesDrawn), .. TrainingState.SaveOptimizer(_optimizer)];
+
+        public void LoadState(byte[] state)
+        {
+            _sampler.Skip(BitConverter.ToInt64(state, 0) - _sampler.BatchesDrawn);
+            TrainingState.LoadOptimizer(_optimizer, state[sizeof(long)..]);
         }
 
         public void Dispose() => _optimizer.Dispose();
