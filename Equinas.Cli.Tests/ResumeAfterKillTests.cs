@@ -90,6 +90,41 @@ public sealed class ResumeAfterKillTests(ITestOutputHelper output) : IDisposable
         Assert.Equal(uninterrupted.History, resumed.History);
     }
 
+    [Fact]
+    public async Task Ctrl_C_with_a_checkpoint_folder_says_what_it_holds_and_how_to_continue()
+    {
+        var images = Path.Combine(_root, "images");
+        Assert.Equal(0, InProcess("export-digits", "--data", "digits", "--split", "train", "--count", "300", "--out", images));
+        var checkpoints = Path.Combine(_root, "checkpoints");
+        using var child = Start(["train", "--data", images, "--mode", "fixed", "--epochs", "20", "--channels", "8,16,16", "--out", Path.Combine(_root, "m.zip"), "--checkpoint", checkpoints]);
+        var drained = Drain(child);
+        var watch = Stopwatch.StartNew();
+        while (!Directory.Exists(checkpoints) || Directory.GetFiles(checkpoints, "checkpoint-*.zip").Length == 0)
+        {
+            if (child.HasExited || watch.Elapsed > TimeSpan.FromMinutes(3))
+            {
+                Assert.Fail($"no checkpoint before the child ended or in 3 minutes: {(child.HasExited ? await drained : "")}");
+            }
+
+            await Task.Delay(10);
+        }
+
+        // SIGINT, as Ctrl+C sends it.
+        using (var signal = Process.Start("kill", ["-INT", child.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await signal.WaitForExitAsync();
+        }
+
+        using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+        await child.WaitForExitAsync(limit.Token);
+        string text = await drained;
+        output.WriteLine(text);
+        Assert.Equal(130, child.ExitCode);
+        Assert.Contains("Cancelled; no model was written. The checkpoint folder", text, StringComparison.Ordinal);
+        Assert.Contains("Run the same command again", text, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_root, "m.zip")));
+    }
+
     /// <summary>Everything the child writes (both streams), read as it comes so that it never blocks on a full pipe.</summary>
     private static async Task<string> Drain(Process child)
     {

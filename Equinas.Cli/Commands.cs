@@ -150,7 +150,7 @@ internal static class Commands
             var done = Volatile.Read(ref last);
             string kept = done is null
                 ? "no generation or epoch had finished, so it holds nothing yet"
-                : $"it holds everything up to the last finished step ({ProgressView.StepName(done)}, {done.Step} of {done.TotalSteps})";
+                : $"it holds everything up to the last finished step ({ProgressView.StepName(done)}; step {done.Step} of {done.TotalSteps})";
             throw new ResumableCancellationException(
                 $"Cancelled; no model was written. The checkpoint folder {Path.GetFullPath(s.Checkpoint)} is kept: {kept}. Run the same command again (same data and options, --checkpoint {s.Checkpoint}) to continue from there.", e);
         }
