@@ -43,9 +43,12 @@ internal static class Cli
         var seed = new Option<int>("--seed", "-s") { Description = "Seed of initialisation and data order.", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--out", "-o") { Description = "Model zip to write (atomically).", DefaultValueFactory = _ => "equinas-model.zip" };
         var report = new Option<string?>("--report") { Description = "Folder to write the report (PNG plots and report.md) into after training." };
+        var checkpoint = new Option<string?>("--checkpoint") { Description = "Folder for checkpoints: the state after every generation or epoch is written there, and the same command run again continues from the last one (with the same scores as an uninterrupted run)." };
+        var workers = new Option<int?>("--workers") { Description = $"Evolve: candidates trained at once (speed only; results do not depend on it; default {TrainerDefaults.Workers} here)." };
+        var threadsPerWorker = new Option<int?>("--threads-per-worker") { Description = $"libtorch threads per training (results depend on it; default for evolve {TrainerDefaults.ThreadsPerWorker} here, else libtorch's own)." };
         var command = new Command("train", "Train a model and save it as an ML.NET model zip.")
         {
-            data, mode, groups, group, generations, population, epochsPerGeneration, epochs, alphaLr, retrain, warmup, channels, batch, size, rgb, seed, output, report,
+            data, mode, groups, group, generations, population, epochsPerGeneration, epochs, alphaLr, retrain, warmup, channels, batch, size, rgb, seed, output, report, checkpoint, workers, threadsPerWorker,
         };
         command.SetAction((result, token) => Guard(() => Commands.TrainAsync(
             new TrainSettings
@@ -68,6 +71,9 @@ internal static class Cli
                 Seed = result.GetValue(seed),
                 Out = result.GetValue(output)!,
                 Report = result.GetValue(report),
+                Checkpoint = result.GetValue(checkpoint),
+                Workers = result.GetValue(workers),
+                ThreadsPerWorker = result.GetValue(threadsPerWorker),
                 CommandLine = "equinas " + string.Join(' ', result.Tokens.Select(t => t.Value)),
             },
             token)));
@@ -135,9 +141,9 @@ internal static class Cli
         {
             return await run().ConfigureAwait(false);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e)
         {
-            Output.Error("Cancelled; nothing was written.");
+            Output.Error(e is ResumableCancellationException ? e.Message : "Cancelled; nothing was written.");
             return 130;
         }
         catch (Exception e) when (e is ArgumentException or IOException or InvalidDataException or FormatException or InvalidOperationException or UnauthorizedAccessException)

@@ -48,7 +48,26 @@ internal sealed record TrainSettings
 
     public string? Report { get; init; }
 
+    public string? Checkpoint { get; init; }
+
+    public int? Workers { get; init; }
+
+    public int? ThreadsPerWorker { get; init; }
+
     public string CommandLine { get; init; } = "";
+}
+
+/// <summary>Training was cancelled with a checkpoint folder to continue from; the message says how.</summary>
+internal sealed class ResumableCancellationException(string message, Exception inner) : OperationCanceledException(message, inner);
+
+/// <summary>Passes progress reports to a view and to a second listener.</summary>
+internal sealed class Tee(IProgress<EquinasProgress> view, Action<EquinasProgress> also) : IProgress<EquinasProgress>
+{
+    public void Report(EquinasProgress value)
+    {
+        also(value);
+        view.Report(value);
+    }
 }
 
 /// <summary>The command handlers (callable in-process, as the tests do).</summary>
@@ -108,14 +127,36 @@ internal static class Commands
             Seed = s.Seed,
             ValidationSet = validationRows.Count > 0 ? preprocessing.Transform(ImagePipeline.ToDataView(ml, validationRows)) : null,
             CancellationToken = token,
+            CheckpointDirectory = s.Checkpoint,
+            Workers = s.Workers,
+            ThreadsPerWorker = s.ThreadsPerWorker,
         };
-        var predictor = await ProgressView.RunAsync($"training ({s.Mode}, top group {s.Group})", progress =>
+        if (s.Checkpoint is { } folder && Directory.Exists(folder) && Directory.EnumerateFiles(folder, "checkpoint-*.zip").Any())
         {
-            // The catalog copies the options, so the progress sink is set before the trainer is made.
-            options.Progress = progress;
-            var trainer = ml.MulticlassClassification.Trainers.EquivariantImageClassification(options);
-            return trainer.Fit(preprocessing.Transform(trainView));
-        }).ConfigureAwait(false);
+            Output.Info($"checkpoint folder {Path.GetFullPath(folder)} holds a checkpoint: continuing from it");
+        }
+
+        EquinasProgress? last = null;
+        MulticlassPredictionTransformer<EquinasModelParameters> predictor;
+        try
+        {
+            predictor = await ProgressView.RunAsync($"training ({s.Mode}, top group {s.Group})", progress =>
+            {
+                // The catalog copies the options, so the progress sink is set before the trainer is made.
+                options.Progress = new Tee(progress, p => Volatile.Write(ref last, p));
+                var trainer = ml.MulticlassClassification.Trainers.EquivariantImageClassification(options);
+                return trainer.Fit(preprocessing.Transform(trainView));
+            }).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException e) when (s.Checkpoint is not null)
+        {
+            var done = Volatile.Read(ref last);
+            string kept = done is null
+                ? "no generation or epoch had finished, so it holds nothing yet"
+                : $"it holds everything up to the last finished step ({ProgressView.StepName(done)}; step {done.Step} of {done.TotalSteps})";
+            throw new ResumableCancellationException(
+                $"Cancelled; no model was written. The checkpoint folder {Path.GetFullPath(s.Checkpoint)} is kept: {kept}. Run the same command again (same data and options, --checkpoint {s.Checkpoint}) to continue from there.", e);
+        }
 
         var scoredTrain = predictor.Transform(preprocessing.Transform(trainView));
         var toText = ml.Transforms.Conversion.MapKeyToValue(ImagePipeline.PredictedColumn, ImagePipeline.PredictedKeyColumn).Fit(scoredTrain);

@@ -7,4 +7,7 @@ if (Console.IsOutputRedirected)
     AnsiConsole.Profile.Width = 200;
 }
 
-return await Equinas.Cli.Cli.Build().Parse(args).InvokeAsync().ConfigureAwait(false);
+// Ctrl+C cancels training, which stops within a batch (every worker of the evolutionary search) and then says how to
+// continue from the checkpoint: allow that more than System.CommandLine's default 2 s under load.
+var invocation = new System.CommandLine.InvocationConfiguration { ProcessTerminationTimeout = TimeSpan.FromSeconds(30) };
+return await Equinas.Cli.Cli.Build().Parse(args).InvokeAsync(invocation).ConfigureAwait(false);

@@ -87,7 +87,7 @@ internal sealed class ProgressView : IProgress<EquinasProgress>
     internal static string PlainLine(EquinasProgress p, double best)
     {
         var (done, total) = Steps(p);
-        return string.Create(CultureInfo.InvariantCulture, $"[{done}/{total}] {StepName(p)}: validation accuracy {p.ValidationAccuracy * 100:F2}% (best {best * 100:F2}%), loss {p.ValidationLoss:F4}; groups {string.Join("-", p.LayerGroups)}; elapsed {Clock(p.Elapsed)}, left ~{Clock(p.Remaining)}");
+        return string.Create(CultureInfo.InvariantCulture, $"[{done}/{total}] {StepName(p)}{(p.Restored ? " (from the checkpoint)" : "")}: validation accuracy {p.ValidationAccuracy * 100:F2}% (best {best * 100:F2}%), loss {p.ValidationLoss:F4}; groups {string.Join("-", p.LayerGroups)}; elapsed {Clock(p.Elapsed)}, left ~{Clock(p.Remaining)}");
     }
 
     internal static string Clock(TimeSpan t) => t.TotalHours >= 1
@@ -119,7 +119,7 @@ internal sealed class ProgressView : IProgress<EquinasProgress>
         var (done, total) = Steps(p);
         int width = 30, filled = total > 0 ? Math.Clamp(done * width / total, 0, width) : 0;
         table.AddRow("progress", $"[green]{new string('#', filled)}[/][grey]{new string('-', width - filled)}[/] {done}/{total}");
-        table.AddRow("last finished", Markup.Escape(StepName(p)));
+        table.AddRow("last finished", Markup.Escape(StepName(p) + (p.Restored ? " (from the checkpoint)" : "")));
         table.AddRow("validation accuracy", string.Create(CultureInfo.InvariantCulture, $"{p.ValidationAccuracy * 100:F2}% (best so far [bold]{best * 100:F2}%[/])"));
         table.AddRow("validation loss", p.ValidationLoss.ToString("F4", CultureInfo.InvariantCulture));
         table.AddRow("layer groups", Markup.Escape(string.Join(" - ", p.LayerGroups)));

@@ -302,6 +302,12 @@ public sealed class InputKindsAndErrorsTests
         Assert.Contains("Option Channels must be multiples of the group order (8 for layer 1); found [8, 12].", widths.Message, StringComparison.Ordinal);
         var lattice = Assert.Throws<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.EquivariantImageClassification(Quick(o => o.LayerGroups = ["C4", "D4", "C1"])));
         Assert.Contains("layer 1: D4 is not in C4", lattice.Message, StringComparison.Ordinal);
+        var workers = Assert.Throws<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.EquivariantImageClassification(Quick(o => o.Workers = 0)));
+        Assert.Contains("Option Workers must be a positive number or null; found 0.", workers.Message, StringComparison.Ordinal);
+        var threads = Assert.Throws<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.EquivariantImageClassification(Quick(o => o.ThreadsPerWorker = -1)));
+        Assert.Contains("Option ThreadsPerWorker must be a positive number or null; found -1.", threads.Message, StringComparison.Ordinal);
+        var folder = Assert.Throws<ArgumentOutOfRangeException>(() => ml.MulticlassClassification.Trainers.EquivariantImageClassification(Quick(o => o.CheckpointDirectory = " ")));
+        Assert.Contains("Option CheckpointDirectory must be a folder path or null", folder.Message, StringComparison.Ordinal);
     }
 
     [Fact]

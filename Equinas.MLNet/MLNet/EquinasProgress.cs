@@ -61,4 +61,10 @@ public sealed record EquinasProgress
 
     /// <summary>Gets an estimate of the time left, from the average time per step so far.</summary>
     public required TimeSpan Remaining { get; init; }
+
+    /// <summary>
+    /// Gets whether the step was read back from a checkpoint (<see cref="EquivariantImageClassificationTrainer.Options.CheckpointDirectory"/>)
+    /// rather than trained by this run: a resumed run first reports the steps it continues after.
+    /// </summary>
+    public bool Restored { get; init; }
 }

@@ -69,6 +69,15 @@ public sealed partial class EquivariantImageClassificationTrainer
 
         /// <summary>Gets the default widths in scalar channels (the small preset): 16, 32, 32, 64, 64.</summary>
         public static IReadOnlyList<int> Channels => SearchDefaults.Channels;
+
+        /// <summary>Gets the default number of candidates the evolutionary search trains at once: one per core, at most 8.</summary>
+        public static int Workers => SearchDefaults.Workers;
+
+        /// <summary>
+        /// Gets the default libtorch threads per candidate of the evolutionary search: the cores shared among the default
+        /// workers (1 on machines of up to 8 cores). It depends on the machine only, never on <see cref="Options.Workers"/>.
+        /// </summary>
+        public static int ThreadsPerWorker => SearchDefaults.ThreadsPerWorker;
     }
 
     /// <summary>Options for <see cref="EquivariantImageClassificationTrainer"/>.</summary>
@@ -171,6 +180,31 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// <summary>Gets or sets the image channels when the type does not carry them: flat vectors (default 1), images and bytes (1 grey, 3 RGB, the default, or 4 RGBA).</summary>
         public int? ImageChannels { get; set; }
 
+        /// <summary>
+        /// Gets or sets how many candidates the evolutionary search trains at once, each on a thread of its own. It
+        /// changes only the speed: the result is the same, bit for bit, whatever the count. Default: one per core, at
+        /// most 8 (<see cref="Defaults.Workers"/>).
+        /// </summary>
+        public int? Workers { get; set; }
+
+        /// <summary>
+        /// Gets or sets the libtorch (intra-op) threads each training uses: each candidate of the evolutionary search,
+        /// or the one network of the other modes. Results depend on it, bit for bit (libtorch splits its sums by
+        /// thread): keep it when results must repeat on another machine. Default: for the evolutionary search
+        /// <see cref="Defaults.ThreadsPerWorker"/>; for the other modes libtorch's current count (normally the cores).
+        /// </summary>
+        public int? ThreadsPerWorker { get; set; }
+
+        /// <summary>
+        /// Gets or sets a folder for checkpoints. After every generation (evolutionary) or epoch (differentiable, fixed)
+        /// the state needed to continue is written there atomically; a later <c>Fit</c> with the same data, the same
+        /// options and the same folder continues after the last step written and makes a model with the same scores,
+        /// bit for bit, as an uninterrupted run (a finished run's folder gives its model back without training). A
+        /// checkpoint of other data or other options is refused with an error naming what differs. One run at a time
+        /// per folder; the folder is left in place afterwards. Default: none.
+        /// </summary>
+        public string? CheckpointDirectory { get; set; }
+
         /// <summary>Gets or sets where progress reports go after every generation or epoch.</summary>
         public IProgress<EquinasProgress>? Progress { get; set; }
 
@@ -196,7 +230,7 @@ public sealed partial class EquivariantImageClassificationTrainer
         }
 
         /// <summary>The settings that shaped a trained model, as text, for its history.</summary>
-        internal IReadOnlyDictionary<string, string> Describe(int seed, int trainImages, int validationImages)
+        internal IReadOnlyDictionary<string, string> Describe(int seed, int trainImages, int validationImages, int threadsPerWorker)
         {
             var settings = new Dictionary<string, string>
             {
@@ -209,12 +243,14 @@ public sealed partial class EquivariantImageClassificationTrainer
                 [nameof(BatchSize)] = Text(BatchSize),
                 [nameof(LearningRate)] = Text(LearningRate),
                 [nameof(Seed)] = Text(seed),
+                [nameof(ThreadsPerWorker)] = Text(threadsPerWorker),
                 ["TrainImages"] = Text(trainImages),
                 ["ValidationImages"] = Text(validationImages),
             };
             switch (SearchMode)
             {
                 case SearchMode.Evolutionary:
+                    settings[nameof(Workers)] = Text(Workers ?? Defaults.Workers);
                     settings[nameof(PopulationSize)] = Text(PopulationSize);
                     settings[nameof(Generations)] = Text(Generations);
                     settings[nameof(EpochsPerGeneration)] = Text(EpochsPerGeneration);
@@ -234,6 +270,23 @@ public sealed partial class EquivariantImageClassificationTrainer
             return settings;
 
             static string Text(IFormattable value) => value.ToString(null, CultureInfo.InvariantCulture);
+        }
+
+        /// <summary>
+        /// The settings a checkpoint must match to be continued: every one that shapes the result (those of
+        /// <see cref="Describe"/>, the engine's version and the thread count included), not the worker count.
+        /// The data are matched apart (<c>CheckpointIdentity.DescribeData</c>).
+        /// </summary>
+        internal IReadOnlyDictionary<string, string> CheckpointSettings(int seed, int trainImages, int validationImages, int threadsPerWorker)
+        {
+            var settings = Describe(seed, trainImages, validationImages, threadsPerWorker).ToDictionary(p => p.Key, p => p.Value);
+            // Not the worker count (no result depends on it) nor the image counts (the data's own description has them).
+            settings.Remove(nameof(Workers));
+            settings.Remove("TrainImages");
+            settings.Remove("ValidationImages");
+            settings["EngineVersion"] = typeof(Options).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
+                .OfType<System.Reflection.AssemblyInformationalVersionAttribute>().FirstOrDefault()?.InformationalVersion ?? "unknown";
+            return settings;
         }
 
         /// <summary>Throws an exception naming the first setting that is out of range.</summary>
@@ -260,6 +313,9 @@ public sealed partial class EquivariantImageClassificationTrainer
             Require(ImageHeight is null or > 0, nameof(ImageHeight), "a positive number or null", ImageHeight);
             Require(ImageWidth is null or > 0, nameof(ImageWidth), "a positive number or null", ImageWidth);
             Require(ImageChannels is null or > 0, nameof(ImageChannels), "a positive number or null", ImageChannels);
+            Require(Workers is null or > 0, nameof(Workers), "a positive number or null", Workers);
+            Require(ThreadsPerWorker is null or > 0, nameof(ThreadsPerWorker), "a positive number or null", ThreadsPerWorker);
+            Require(CheckpointDirectory is null || !string.IsNullOrWhiteSpace(CheckpointDirectory), nameof(CheckpointDirectory), "a folder path or null", CheckpointDirectory);
             if (LayerGroups is { } groups)
             {
                 Require(SearchMode == SearchMode.Fixed, nameof(LayerGroups), "null unless SearchMode is Fixed", Show(groups));

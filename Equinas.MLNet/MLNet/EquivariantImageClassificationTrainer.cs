@@ -6,6 +6,8 @@ using Equinas.MLNet.Input;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Persistence;
 using Equinas.MLNet.Runs;
+using Equinas.MLNet.Search.Checkpoints;
+using Equinas.MLNet.Search.Execution;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
@@ -210,11 +212,13 @@ public sealed partial class EquivariantImageClassificationTrainer
             data.Spec.Channels, NetworkPresets.Uniform(SymmetryGroup.C1, o.ChannelsOrDefault.Count), o.ChannelsOrDefault, o.KernelSize,
             o.PoolAfterOrDefault, data.Classes, o.HeadHidden);
         var reporter = new RunReporter(o.SearchMode, o.TopGroup.Name, o.Progress, ch, watch);
-        var run = ModeRuns.For(o.SearchMode).Run(new RunContext(o, template, data.Train, data.Validation, seed, reporter, token));
+        int threads = TrainingThreads.Resolve(o.ThreadsPerWorker, candidates: o.SearchMode == SearchMode.Evolutionary);
+        using var checkpoints = OpenCheckpoints(o, data, seed, threads, ch);
+        var run = ModeRuns.For(o.SearchMode).Run(new RunContext(o, template, data.Train, data.Validation, seed, reporter, token, threads, checkpoints));
         try
         {
             var timings = new Dictionary<string, TimeSpan>(run.Timings ?? new Dictionary<string, TimeSpan>()) { ["data"] = dataTime, ["total"] = watch.Elapsed };
-            var history = reporter.History(timings) with { Settings = o.Describe(seed, data.Train.Count, data.Validation.Count) };
+            var history = reporter.History(timings) with { Settings = o.Describe(seed, data.Train.Count, data.Validation.Count, threads) };
             var model = EquinasModelParameters.Create(Host, new StoredNetwork(run.Network), data.Spec, data.Classes, history);
             ch.Info($"Trained in {watch.Elapsed.TotalSeconds:F1} s: layer groups {string.Join("-", model.LayerGroups)}, {model.ParameterCount} parameters.");
             return model;
@@ -222,6 +226,38 @@ public sealed partial class EquivariantImageClassificationTrainer
         catch
         {
             run.Network.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The checkpoint folder of the options, for this data, seed and thread count (null when none is set).</summary>
+    private static CheckpointStore? OpenCheckpoints(Options o, TrainingData data, int seed, int threads, IChannel ch)
+    {
+        if (o.CheckpointDirectory is not { } directory)
+        {
+            return null;
+        }
+
+        var identity = new CheckpointIdentity(
+            CheckpointIdentity.DescribeData(data.Train, data.Validation),
+            o.CheckpointSettings(seed, data.Train.Count, data.Validation.Count, threads));
+        var store = new CheckpointStore(directory, identity, ch.Warning);
+        try
+        {
+            if (store.Latest() is { } latest)
+            {
+                ch.Info($"Continuing from checkpoint '{latest.Path}' ({latest.Kind} {latest.Step}, written {latest.Written:yyyy-MM-dd HH:mm:ss} UTC).");
+            }
+            else
+            {
+                ch.Info($"Writing checkpoints to '{store.Directory}' after every {(o.SearchMode == SearchMode.Evolutionary ? "generation" : "epoch")}.");
+            }
+
+            return store;
+        }
+        catch
+        {
+            store.Dispose();
             throw;
         }
     }

@@ -49,7 +49,7 @@ internal static class RelaxationMorphism
         int fields = spec.Layers[layer].Fields;
         int r = g.IndexOf(subgroup);
 
-        var result = new GroupCnn(newSpec);
+        var result = SeededInit.Overwritten(() => new GroupCnn(newSpec));
         try
         {
             using var scope = NewDisposeScope();

@@ -63,7 +63,8 @@ internal sealed class StoredNetwork : IDisposable
             throw new InvalidDataException($"The network description is not valid JSON: {e.Message}", e);
         }
 
-        var network = description.Build();
+        // The fresh weights are overwritten by the stored ones; built under the init lock (see SeededInit).
+        var network = SeededInit.Overwritten(description.Build);
         try
         {
             network.load(weights, strict: true);

@@ -25,6 +25,19 @@ internal static class SearchDefaults
     public const bool SampleArchitectures = false;
     public const double ValidationFraction = 0.1;
 
+    /// <summary>The most candidates trained at once by default (a generation of the default budget has up to about a dozen).</summary>
+    public const int MaxDefaultWorkers = 8;
+
+    /// <summary>Candidates of the evolutionary search trained at once by default: one per core, at most <see cref="MaxDefaultWorkers"/>.</summary>
+    public static int Workers => Math.Clamp(Environment.ProcessorCount, 1, MaxDefaultWorkers);
+
+    /// <summary>
+    /// libtorch intra-op threads per candidate by default: the cores shared among the default workers (1 on machines
+    /// of up to 8 cores). It depends on the machine only, never on a <c>Workers</c> setting, because a training's bits
+    /// depend on its thread count: changing <c>Workers</c> must not change a result.
+    /// </summary>
+    public static int ThreadsPerWorker => Math.Max(1, Environment.ProcessorCount / Workers);
+
     /// <summary>The small preset's widths in scalar channels (5 conv layers, sized for 2 CPU cores).</summary>
     public static IReadOnlyList<int> Channels => NetworkPresets.SmallChannels;
 

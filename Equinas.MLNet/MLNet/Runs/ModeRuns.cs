@@ -1,16 +1,22 @@
 #nullable enable
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Nn.Networks;
+using Equinas.MLNet.Search;
+using Equinas.MLNet.Search.Checkpoints;
 using Equinas.MLNet.Search.Differentiable;
 using Equinas.MLNet.Search.Evolution;
+using Equinas.MLNet.Search.Execution;
 using Equinas.MLNet.Search.Training;
 
 namespace Equinas.MLNet.Runs;
 
-/// <summary>What every mode's run gets: the validated options, the network template, the data, the seed and the reporter.</summary>
+/// <summary>
+/// What every mode's run gets: the validated options, the network template, the data, the seed, the reporter, the
+/// libtorch threads per training and the checkpoint store (null for none).
+/// </summary>
 internal sealed record RunContext(
     EquivariantImageClassificationTrainer.Options Options, NetworkSpec Template, ImageDataset Train, ImageDataset Validation,
-    int Seed, RunReporter Reporter, CancellationToken Token)
+    int Seed, RunReporter Reporter, CancellationToken Token, int Threads = 1, CheckpointStore? Checkpoints = null)
 {
     public TrainingOptions Training => Options.TrainingOptions();
 }
@@ -49,7 +55,12 @@ internal sealed class EvolutionRun : IModeRun
             EpochsPerGeneration = o.EpochsPerGeneration,
             Training = context.Training,
             Seed = context.Seed,
-        });
+            Workers = o.Workers ?? SearchDefaults.Workers,
+            ThreadsPerWorker = context.Threads,
+        })
+        {
+            Checkpoints = context.Checkpoints,
+        };
         int total = o.Generations + 1;
         int candidatesSoFar = 0;
         var watch = System.Diagnostics.Stopwatch.StartNew();
@@ -63,9 +74,22 @@ internal sealed class EvolutionRun : IModeRun
             int expected = Math.Max(g.Candidates.Count, Math.Min(o.PopulationSize, g.Candidates.Count) * 4);
             context.Reporter.Generation(g, total, perCandidate * expected * (total - g.Generation - 1));
         };
+        search.Resumed += (_, generations) =>
+        {
+            foreach (var g in generations)
+            {
+                context.Reporter.Generation(g, total, TimeSpan.Zero, restored: true);
+            }
+        };
         var result = search.Run(context.Template, context.Train, context.Validation, context.Token);
         var t = result.Times;
-        var timings = new Dictionary<string, TimeSpan> { ["training"] = t.Training, ["validation"] = t.Validation, ["morphism"] = t.Morphism };
+        // Training, calibration and validation are summed over candidates (with several workers, more than the total).
+        var timings = new Dictionary<string, TimeSpan> { ["training"] = t.Training, ["calibration"] = t.Calibration, ["validation"] = t.Validation, ["morphism"] = t.Morphism };
+        if (context.Checkpoints is not null)
+        {
+            timings["checkpoints"] = t.Checkpoints;
+        }
+
         return new RunResult(result.Network, timings);
     }
 }
@@ -88,8 +112,8 @@ internal sealed class DifferentiableRun : IModeRun
         };
         var members = options.MemberGroups.Select(m => m.Name).ToArray();
         int total = (int)Math.Ceiling(o.WarmupEpochs) + (int)Math.Ceiling(o.Epochs) + (int)Math.Ceiling(o.RetrainEpochs);
-        var search = new DifferentiableSearch(options);
-        search.EpochCompleted += (_, e) =>
+        var search = new DifferentiableSearch(options) { Checkpoints = context.Checkpoints };
+        void Report(DifferentiableEpoch e, bool restored)
         {
             var z = EquinasModelParameters.ZByName(members, e.Z);
             var groups = z.Select(layer => layer.MaxBy(p => p.Value).Key).ToArray();
@@ -100,8 +124,18 @@ internal sealed class DifferentiableRun : IModeRun
                 _ => EquinasPhase.Retrain,
             };
             bool mixed = e.Phase != DifferentiablePhase.Retrain;
-            context.Reporter.Epoch(phase, e.Epoch, total, e.Train, e.Validation, groups, mixed ? z : null, e.Parameters, mixed ? ElementMass(options.MemberGroups, e.Z) : null);
+            context.Reporter.Epoch(phase, e.Epoch, total, e.Train, e.Validation, groups, mixed ? z : null, e.Parameters, restored, mixed ? ElementMass(options.MemberGroups, e.Z) : null);
+        }
+
+        search.EpochCompleted += (_, e) => Report(e, restored: false);
+        search.Resumed += (_, epochs) =>
+        {
+            foreach (var e in epochs)
+            {
+                Report(e, restored: true);
+            }
         };
+        using var threads = TrainingThreads.Use(context.Threads);
         var result = search.Run(context.Template, context.Train, context.Validation, context.Token);
         return new RunResult(result.TakeNetwork());
     }
@@ -113,9 +147,12 @@ internal sealed class DifferentiableRun : IModeRun
             .ToArray();
 }
 
-/// <summary>A network with fixed per-layer groups, reported per epoch.</summary>
+/// <summary>A network with fixed per-layer groups, reported per epoch (and checkpointed after every epoch).</summary>
 internal sealed class FixedRun : IModeRun
 {
+    private const string CheckpointKind = "epoch";
+    private const string CheckpointPrefix = "fit";
+
     public RunResult Run(RunContext context)
     {
         var o = context.Options;
@@ -139,7 +176,27 @@ internal sealed class FixedRun : IModeRun
             var layerGroups = spec.Groups.Select(g => g.Name).ToArray();
             var trainer = new NetworkTrainer(context.Training);
             trainer.EpochCompleted += (_, e) => context.Reporter.Epoch(EquinasPhase.Training, e.Epoch, total, e.Train, e.Validation!.Value, layerGroups, null, network.ParameterCount);
-            trainer.Fit(network, context.Train, context.Validation, o.Epochs, context.Seed, context.Token);
+            FitState? resume = null;
+            if (context.Checkpoints is { } store)
+            {
+                if (store.Latest() is { } saved)
+                {
+                    resume = FitCheckpoint.Read(saved, CheckpointPrefix, saved.State<FixedState>().Fit);
+                    foreach (var e in resume.Epochs)
+                    {
+                        context.Reporter.Epoch(EquinasPhase.Training, e.Epoch, total, e.Train, e.Validation!.Value, layerGroups, null, network.ParameterCount, restored: true);
+                    }
+                }
+
+                trainer.StateSaved += (_, fit) =>
+                {
+                    var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+                    store.Save(fit.Epochs.Count, CheckpointKind, new FixedState(FitCheckpoint.Add(fit, CheckpointPrefix, entries)), entries);
+                };
+            }
+
+            using var threads = TrainingThreads.Use(context.Threads);
+            trainer.Fit(network, context.Train, context.Validation, o.Epochs, context.Seed, context.Token, resume: resume);
             network.PrepareForInference();
             return new RunResult(network);
         }
@@ -150,3 +207,7 @@ internal sealed class FixedRun : IModeRun
         }
     }
 }
+
+/// <summary>What a fixed run's checkpoint holds besides the entries of its training state.</summary>
+/// <param name="Fit">The training's steps and epochs.</param>
+internal sealed record FixedState(FitCheckpoint.SavedFit Fit);

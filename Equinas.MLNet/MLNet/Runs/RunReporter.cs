@@ -21,6 +21,7 @@ internal sealed class RunReporter
     private readonly List<EquinasCandidate> _candidates = [];
     private readonly List<EquinasEpoch> _epochs = [];
     private int _step;
+    private int _restoredSteps;
 
     public RunReporter(SearchMode mode, string topGroup, IProgress<EquinasProgress>? progress, IChannel channel, Stopwatch watch)
     {
@@ -35,17 +36,17 @@ internal sealed class RunReporter
     public int Steps => _step;
 
     /// <summary>Records a finished generation of the evolutionary search and reports its best candidate.</summary>
-    public void Generation(GenerationRecord generation, int totalSteps, TimeSpan remaining)
+    public void Generation(GenerationRecord generation, int totalSteps, TimeSpan remaining, bool restored = false)
     {
         ArgumentNullException.ThrowIfNull(generation);
         _candidates.AddRange(generation.Candidates.Select(ToCandidate));
         var best = generation.Best;
-        _channel.Info($"Generation {generation.Generation}/{totalSteps - 1}: {generation.Candidates.Count} candidates; best {string.Join("-", best.Groups)}, validation accuracy {best.ValidationAccuracy:P2}, loss {best.ValidationLoss:F4}.");
-        Report(EquinasPhase.Generation, totalSteps, generation.Generation, new PassMetrics(best.TrainLoss, double.NaN, 0), new PassMetrics(best.ValidationLoss, best.ValidationAccuracy, 0), best.Groups, null, best.Parameters, remaining);
+        _channel.Info($"Generation {generation.Generation}/{totalSteps - 1}{(restored ? " (from the checkpoint)" : "")}: {generation.Candidates.Count} candidates; best {string.Join("-", best.Groups)}, validation accuracy {best.ValidationAccuracy:P2}, loss {best.ValidationLoss:F4}.");
+        Report(EquinasPhase.Generation, totalSteps, generation.Generation, new PassMetrics(best.TrainLoss, double.NaN, 0), new PassMetrics(best.ValidationLoss, best.ValidationAccuracy, 0), best.Groups, null, best.Parameters, remaining, restored);
     }
 
     /// <summary>Records a finished epoch (search, retraining or fixed training) and reports it.</summary>
-    public void Epoch(EquinasPhase phase, double epoch, int totalSteps, PassMetrics train, PassMetrics validation, IReadOnlyList<string> layerGroups, IReadOnlyList<IReadOnlyDictionary<string, double>>? z, long parameters, IReadOnlyList<IReadOnlyDictionary<string, double>>? elementMass = null)
+    public void Epoch(EquinasPhase phase, double epoch, int totalSteps, PassMetrics train, PassMetrics validation, IReadOnlyList<string> layerGroups, IReadOnlyList<IReadOnlyDictionary<string, double>>? z, long parameters, bool restored = false, IReadOnlyList<IReadOnlyDictionary<string, double>>? elementMass = null)
     {
         _epochs.Add(new EquinasEpoch
         {
@@ -58,10 +59,15 @@ internal sealed class RunReporter
             ValidationLoss = validation.Loss,
             ValidationAccuracy = validation.Accuracy,
         });
-        _channel.Info($"Epoch {epoch:F2} ({phase}, {string.Join("-", layerGroups)}): validation accuracy {validation.Accuracy:P2}, loss {validation.Loss:F4}.");
-        int done = _step + 1;
-        var remaining = TimeSpan.FromTicks(_watch.Elapsed.Ticks / done * Math.Max(0, totalSteps - done));
-        Report(phase, totalSteps, null, train, validation, layerGroups, z, parameters, remaining, elementMass);
+        _channel.Info($"Epoch {epoch:F2} ({phase}, {string.Join("-", layerGroups)}){(restored ? " (from the checkpoint)" : "")}: validation accuracy {validation.Accuracy:P2}, loss {validation.Loss:F4}.");
+        if (restored)
+        {
+            _restoredSteps++;
+        }
+
+        int done = _step + 1, trained = done - _restoredSteps;
+        var remaining = trained <= 0 ? TimeSpan.Zero : TimeSpan.FromTicks(_watch.Elapsed.Ticks / trained * Math.Max(0, totalSteps - done));
+        Report(phase, totalSteps, null, train, validation, layerGroups, z, parameters, remaining, restored, elementMass);
     }
 
     /// <summary>The history of the run so far, with its timings.</summary>
@@ -75,7 +81,7 @@ internal sealed class RunReporter
         Timings = timings,
     };
 
-    private void Report(EquinasPhase phase, int totalSteps, int? generation, PassMetrics train, PassMetrics validation, IReadOnlyList<string> layerGroups, IReadOnlyList<IReadOnlyDictionary<string, double>>? z, long parameters, TimeSpan remaining, IReadOnlyList<IReadOnlyDictionary<string, double>>? elementMass = null)
+    private void Report(EquinasPhase phase, int totalSteps, int? generation, PassMetrics train, PassMetrics validation, IReadOnlyList<string> layerGroups, IReadOnlyList<IReadOnlyDictionary<string, double>>? z, long parameters, TimeSpan remaining, bool restored, IReadOnlyList<IReadOnlyDictionary<string, double>>? elementMass = null)
     {
         _step++;
         _progress?.Report(new EquinasProgress
@@ -95,6 +101,7 @@ internal sealed class RunReporter
             Parameters = parameters,
             Elapsed = _watch.Elapsed,
             Remaining = remaining,
+            Restored = restored,
         });
     }
 

@@ -9,6 +9,9 @@ namespace Equinas.MLNet.Nn.Networks;
 /// network the engine builds for training is built here: the seed is set and the network constructed under one
 /// process-wide lock, so that trainings running at the same time (two <c>Fit</c> calls, parallel candidates) cannot
 /// interleave their draws, and a training is deterministic for its seed whatever else the engine does meanwhile.
+/// Networks whose initial weights are overwritten at once (copies, relaxed networks, networks loaded from a model or a
+/// checkpoint) are built under the same lock (<see cref="Overwritten"/>): their construction draws too, and unlocked it
+/// could land between another training's seeding and its draws.
 /// Code outside the engine that draws from libtorch's generator while a network is being built is not covered.
 /// </summary>
 internal static class SeededInit
@@ -22,6 +25,19 @@ internal static class SeededInit
         lock (Gate)
         {
             torch.manual_seed(seed);
+            return create();
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="create"/> under the lock without seeding: for networks whose initial weights the caller
+    /// overwrites (the draws are thrown away, but must not interleave with a seeded construction elsewhere).
+    /// </summary>
+    public static T Overwritten<T>(Func<T> create)
+    {
+        ArgumentNullException.ThrowIfNull(create);
+        lock (Gate)
+        {
             return create();
         }
     }

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Mixed;
 using Equinas.MLNet.Nn.Networks;
+using Equinas.MLNet.Search.Checkpoints;
 using Equinas.MLNet.Search.Training;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -98,8 +99,14 @@ internal sealed class DifferentiableSearch
 
     public DifferentiableOptions Options { get; }
 
+    /// <summary>Where the state after every epoch is written and a run resumes from (bit for bit); null for none.</summary>
+    public CheckpointStore? Checkpoints { get; init; }
+
     /// <summary>Raised after every epoch of the search and of retraining.</summary>
     public event EventHandler<DifferentiableEpoch>? EpochCompleted;
+
+    /// <summary>Raised once, before training, when the run continues from a checkpoint: the epochs read back.</summary>
+    public event EventHandler<IReadOnlyList<DifferentiableEpoch>>? Resumed;
 
     /// <summary>
     /// The chosen groups made a chain, each layer's group inside the previous layer's, as a G-CNN needs: layer i gets
@@ -126,11 +133,18 @@ internal sealed class DifferentiableSearch
         ArgumentNullException.ThrowIfNull(heldOut);
         var spec = new MixedNetworkSpec(template, Options.MemberGroups, Options.Initialization, Options.Temperature);
         var watch = Stopwatch.StartNew();
-        var history = new List<DifferentiableEpoch>();
+        var checkpoint = new DifferentiableCheckpoint(Checkpoints);
+        var history = new List<DifferentiableEpoch>(checkpoint.History);
+        if (history.Count > 0)
+        {
+            Resumed?.Invoke(this, history.ToArray());
+        }
+
         var network = SeededInit.Create(Options.Seed, () => new MixedGroupCnn(spec));
         try
         {
-            if (Options.WarmupEpochs > 0)
+            // Warm-up is not checkpointed: a resumed search restores the network (and its history) from the checkpoint.
+            if (Options.WarmupEpochs > 0 && checkpoint.Search is null && checkpoint.Retrain is null)
             {
                 var warmup = new NetworkTrainer(Options.Training);
                 warmup.EpochCompleted += (_, e) => Record(history, new DifferentiableEpoch(e.Epoch, DifferentiablePhase.Warmup, network.Z(), e.Train, e.Validation!.Value, watch.Elapsed, network.ParameterCount));
@@ -142,7 +156,8 @@ internal sealed class DifferentiableSearch
             {
                 var trainer = new NetworkTrainer(Options.Training);
                 trainer.EpochCompleted += (_, e) => Record(history, new DifferentiableEpoch(e.Epoch, DifferentiablePhase.Search, network.Z(), e.Train, e.Validation!.Value, watch.Elapsed, network.ParameterCount));
-                trainer.Fit(network, train, heldOut, Options.Epochs, Options.Seed, cancellationToken, architecture);
+                trainer.StateSaved += (_, fit) => checkpoint.SaveSearch(history, fit);
+                trainer.Fit(network, train, heldOut, Options.Epochs, Options.Seed, cancellationToken, architecture, resume: checkpoint.Search);
                 network.Sample(null);
             }
 
@@ -169,7 +184,8 @@ internal sealed class DifferentiableSearch
                 var oneHot = chain.Select(g => spec.Members.Select(m => m == g ? 1.0 : 0.0).ToArray()).ToArray();
                 var trainer = new NetworkTrainer(Options.Training);
                 trainer.EpochCompleted += (_, e) => Record(history, new DifferentiableEpoch(e.Epoch, DifferentiablePhase.Retrain, oneHot, e.Train, e.Validation!.Value, watch.Elapsed, retrained.ParameterCount));
-                trainer.Fit(retrained, train, heldOut, Options.RetrainEpochs, unchecked(Options.Seed + 1), cancellationToken);
+                trainer.StateSaved += (_, fit) => checkpoint.SaveRetrain(history, fit);
+                trainer.Fit(retrained, train, heldOut, Options.RetrainEpochs, unchecked(Options.Seed + 1), cancellationToken, resume: checkpoint.Retrain);
                 retrained.PrepareForInference();
                 return new DifferentiableResult(retrained, spec.Members, z, argmax, chain, history);
             }
@@ -199,8 +215,9 @@ internal sealed class DifferentiableSearch
         private readonly BatchSampler _batches;
         private readonly ImageDataset _data;
         private readonly Parameter[] _alphas;
-        private readonly Random? _shuffle;
-        private readonly Random? _sampler;
+        private readonly int _seed;
+        private readonly bool _shuffle;
+        private readonly bool _sample;
 
         public AlphaStep(MixedGroupCnn network, DifferentiableOptions options, ImageDataset train, ImageDataset heldOut)
         {
@@ -208,35 +225,39 @@ internal sealed class DifferentiableSearch
             _batches = new BatchSampler(_data.Count, options.Training.BatchSize, unchecked(options.Seed + 1_000_003));
             _alphas = network.ArchitectureParameters().ToArray();
             _optimizer = optim.Adam(_alphas, options.ArchitectureLearningRate);
-            _shuffle = options.ShuffleArchitectureGradients ? new Random(unchecked(options.Seed + 7_000_001)) : null;
-            _sampler = options.SampleArchitectures ? new Random(unchecked(options.Seed + 9_000_011)) : null;
+            _seed = options.Seed;
+            _shuffle = options.ShuffleArchitectureGradients;
+            _sample = options.SampleArchitectures;
         }
 
         public void BeforeWeightStep(EquivariantNetwork network)
         {
-            if (_sampler is not null)
+            if (_sample)
             {
-                ((MixedGroupCnn)network).Sample(_sampler);
+                // A generator per step, derived from the seed and the step: nothing to checkpoint, and a resumed search
+                // draws what an uninterrupted one draws.
+                ((MixedGroupCnn)network).Sample(StepRandom(9_000_011, 0));
             }
         }
 
         public void Step(EquivariantNetwork network)
         {
-            if (_sampler is not null)
+            if (_sample)
             {
-                ((MixedGroupCnn)network).Sample(_sampler);
+                ((MixedGroupCnn)network).Sample(StepRandom(9_000_011, 1));
             }
 
+            var shuffle = _shuffle ? StepRandom(7_000_001, 0) : null;
             var (images, labels) = _data.Batch(_batches.Next());
             _optimizer.zero_grad();
             nn.functional.cross_entropy(network.call(images), labels).backward();
-            if (_shuffle is not null)
+            if (shuffle is not null)
             {
                 using var noGrad = torch.no_grad();
                 foreach (var alpha in _alphas)
                 {
                     var order = Enumerable.Range(0, (int)alpha.shape[0]).Select(i => (long)i).ToArray();
-                    _shuffle.Shuffle(order);
+                    shuffle.Shuffle(order);
                     var grad = alpha.grad!;
                     grad.copy_(grad.index_select(0, torch.tensor(order, device: grad.device)));
                 }
@@ -245,6 +266,19 @@ internal sealed class DifferentiableSearch
             _optimizer.step();
         }
 
+        /// <summary>The batches drawn (the order is replayed from the seed) and the logits' optimiser.</summary>
+        public byte[] SaveState() => [.. BitConverter.GetBytes(_batches.BatchesDrawn), .. TrainingState.SaveOptimizer(_optimizer)];
+
+        public void LoadState(byte[] state)
+        {
+            _batches.Skip(BitConverter.ToInt64(state, 0) - _batches.BatchesDrawn);
+            TrainingState.LoadOptimizer(_optimizer, state[sizeof(long)..]);
+        }
+
         public void Dispose() => _optimizer.Dispose();
+
+        /// <summary>The generator of this step's draws of one kind: from the seed, the kind and the steps taken.</summary>
+        private Random StepRandom(int kind, int part) =>
+            new(unchecked((int)(((_seed * 1_000_003L) + kind + (_batches.BatchesDrawn * 2) + part) % int.MaxValue)));
     }
 }

@@ -35,6 +35,12 @@ internal sealed record EvolutionOptions
     /// <summary>Seed of weight initialisation and data order.</summary>
     public int Seed { get; init; } = 1;
 
+    /// <summary>Candidates trained at once (speed only: results do not depend on it).</summary>
+    public int Workers { get; init; } = SearchDefaults.Workers;
+
+    /// <summary>libtorch intra-op threads each candidate trains with (results depend on it: libtorch's reductions split by thread).</summary>
+    public int ThreadsPerWorker { get; init; } = SearchDefaults.ThreadsPerWorker;
+
     /// <summary>Throws when a setting is out of range, naming it.</summary>
     public void Validate()
     {
@@ -51,6 +57,8 @@ internal sealed record EvolutionOptions
             throw new ArgumentOutOfRangeException(nameof(InitialEpochs), initial, "Must be positive (or null for one generation's worth).");
         }
 
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(Workers, nameof(Workers));
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(ThreadsPerWorker, nameof(ThreadsPerWorker));
         Training.Validate();
     }
 }

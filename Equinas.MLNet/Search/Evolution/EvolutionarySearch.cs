@@ -3,6 +3,9 @@ using System.Diagnostics;
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Morphism;
 using Equinas.MLNet.Nn.Networks;
+using Equinas.MLNet.Persistence;
+using Equinas.MLNet.Search.Checkpoints;
+using Equinas.MLNet.Search.Execution;
 using Equinas.MLNet.Search.Training;
 using TorchSharp;
 
@@ -43,8 +46,18 @@ internal sealed class EvolutionResult : IDisposable
 /// dropped, every candidate trains for a fraction of an epoch with an optimiser over all its parameters, and the best
 /// by validation accuracy (or on the Pareto front of validation error and size) survive.
 /// </summary>
+/// <remarks>
+/// A generation's candidates are trained by an <see cref="ICandidateExecutor"/> (by default
+/// <see cref="InProcessExecutor"/> with <see cref="EvolutionOptions.Workers"/> workers): the result is the same, bit for
+/// bit, whatever the worker count. With <see cref="Checkpoints"/>, the state after every generation (the survivors'
+/// networks, the history, the next id) is written, and a later run with the same store continues after the last
+/// generation written, with the same result as an uninterrupted run.
+/// </remarks>
 internal sealed class EvolutionarySearch
 {
+    /// <summary>The kind recorded in this search's checkpoints.</summary>
+    public const string CheckpointKind = "generation";
+
     public EvolutionarySearch(EvolutionOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -54,17 +67,27 @@ internal sealed class EvolutionarySearch
 
     public EvolutionOptions Options { get; }
 
+    /// <summary>Trains each generation's candidates; null for an <see cref="InProcessExecutor"/> with the options' workers and threads.</summary>
+    public ICandidateExecutor? Executor { get; init; }
+
+    /// <summary>Where the state after every generation is written and a run resumes from; null for none.</summary>
+    public CheckpointStore? Checkpoints { get; init; }
+
     /// <summary>Raised after every generation (generation 0 is the initial training).</summary>
     public event EventHandler<GenerationRecord>? GenerationCompleted;
 
-    /// <summary>Raised after each candidate is trained and evaluated.</summary>
+    /// <summary>Raised after each candidate is trained and evaluated (from the worker that trained it, one at a time).</summary>
     public event EventHandler<CandidateRecord>? CandidateEvaluated;
+
+    /// <summary>Raised once, before training, when the search continues from a checkpoint: the generations read back.</summary>
+    public event EventHandler<IReadOnlyList<GenerationRecord>>? Resumed;
 
     /// <summary>
     /// Runs the search. <paramref name="template"/> gives widths (scalar channels), kernel, pooling, head and classes;
     /// its groups are replaced by <see cref="EvolutionOptions.TopGroup"/> in every layer.
     /// </summary>
     /// <exception cref="OperationCanceledException">The token was cancelled; every network built so far is disposed.</exception>
+    /// <exception cref="CheckpointMismatchException">The store's checkpoint was written for other data or options.</exception>
     public EvolutionResult Run(NetworkSpec template, ImageDataset train, ImageDataset validation, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(template);
@@ -74,18 +97,37 @@ internal sealed class EvolutionarySearch
         var clock = new Clocks();
         var history = new List<GenerationRecord>();
         var population = new List<Candidate>();
-        int nextId = 0;
+        var executor = Executor ?? new InProcessExecutor(Options.Workers, Options.ThreadsPerWorker);
+        int nextId = 0, first = 1;
         try
         {
-            var initialSpec = template.WithGroups(NetworkPresets.Uniform(Options.TopGroup, template.Layers.Count));
-            var initial = new Candidate(nextId++, null, new CandidateChange(ChangeKind.Initial), SeededInit.Create(Options.Seed, () => new GroupCnn(initialSpec)));
-            population.Add(initial);
             var generationWatch = Stopwatch.StartNew();
-            TrainAndEvaluate(initial, 0, Options.InitialEpochs ?? Options.EpochsPerGeneration, train, validation, clock, cancellationToken);
-            initial.Survived = true;
-            history.Add(Record(0, population, generationWatch.Elapsed));
+            if (Checkpoints?.Latest() is { } saved)
+            {
+                var state = saved.State<EvolutionState>();
+                foreach (var candidate in state.Population)
+                {
+                    population.Add(Candidate.Restore(candidate, saved));
+                }
 
-            for (int generation = 1; generation <= Options.Generations; generation++)
+                history.AddRange(state.History);
+                nextId = state.NextId;
+                first = state.Generation + 1;
+                clock.Restore(state);
+                Resumed?.Invoke(this, history.ToArray());
+            }
+            else
+            {
+                var initialSpec = template.WithGroups(NetworkPresets.Uniform(Options.TopGroup, template.Layers.Count));
+                var initial = new Candidate(nextId++, null, new CandidateChange(ChangeKind.Initial), SeededInit.Create(Options.Seed, () => new GroupCnn(initialSpec)));
+                population.Add(initial);
+                TrainAll(population, 0, Options.InitialEpochs ?? Options.EpochsPerGeneration, train, validation, executor, clock, cancellationToken);
+                initial.Survived = true;
+                history.Add(Record(0, population, generationWatch.Elapsed));
+                Save(0, population, history, nextId, clock, total.Elapsed);
+            }
+
+            for (int generation = first; generation <= Options.Generations; generation++)
             {
                 generationWatch.Restart();
                 var candidates = new List<Candidate>();
@@ -110,10 +152,7 @@ internal sealed class EvolutionarySearch
                         }
                     }
 
-                    foreach (var candidate in candidates)
-                    {
-                        TrainAndEvaluate(candidate, generation, Options.EpochsPerGeneration, train, validation, clock, cancellationToken);
-                    }
+                    TrainAll(candidates, generation, Options.EpochsPerGeneration, train, validation, executor, clock, cancellationToken);
                 }
                 catch
                 {
@@ -132,6 +171,7 @@ internal sealed class EvolutionarySearch
                 DisposeAll(candidates.Where(c => !c.Survived));
                 // Parents in rank order, so that where two parents yield the same architecture the better one's is kept.
                 population = Rank(candidates.Where(c => c.Survived)).ToList();
+                Save(generation, population, history, nextId, clock, total.Elapsed);
             }
 
             var best = Rank(population).First();
@@ -139,7 +179,7 @@ internal sealed class EvolutionarySearch
             population.Clear();
             best.Network.eval();
             var bestRecord = history[^1].Candidates.First(c => c.Id == best.Id);
-            return new EvolutionResult(best.Network, bestRecord, history, new SearchTimes(clock.Training, clock.Validation, clock.Morphism, total.Elapsed));
+            return new EvolutionResult(best.Network, bestRecord, history, clock.Times(total.Elapsed, Checkpoints));
         }
         catch
         {
@@ -172,19 +212,53 @@ internal sealed class EvolutionarySearch
 
     private static string Key(IEnumerable<SymmetryGroup> groups) => string.Join("-", groups.Select(g => g.Name));
 
-    private void TrainAndEvaluate(Candidate candidate, int generation, double epochs, ImageDataset train, ImageDataset validation, Clocks clock, CancellationToken cancellationToken)
+    /// <summary>Trains and evaluates the candidates through the executor and records their metrics.</summary>
+    private void TrainAll(List<Candidate> candidates, int generation, double epochs, ImageDataset train, ImageDataset validation, ICandidateExecutor executor, Clocks clock, CancellationToken cancellationToken)
     {
         // A seed per candidate and generation: the data order does not depend on how many candidates came before.
-        int seed = unchecked((Options.Seed * 1_000_003) + (generation * 7_919) + candidate.Key);
-        var history = new NetworkTrainer(Options.Training).Fit(candidate.Network, train, validation, epochs, seed, cancellationToken);
-        var last = history[^1];
-        clock.Training += TimeSpan.FromTicks(history.Sum(e => e.TrainingTime.Ticks));
-        clock.Validation += TimeSpan.FromTicks(history.Sum(e => e.ValidationTime.Ticks));
-        candidate.TrainLoss = last.Train.Loss;
-        candidate.ValidationAccuracy = last.Validation!.Value.Accuracy;
-        candidate.ValidationLoss = last.Validation!.Value.Loss;
-        candidate.Generation = generation;
-        CandidateEvaluated?.Invoke(this, candidate.ToRecord());
+        var jobs = candidates.Select(c => new CandidateJob(c.Id, c.Network, epochs, unchecked((Options.Seed * 1_000_003) + (generation * 7_919) + c.Key))).ToArray();
+        var byId = candidates.ToDictionary(c => c.Id);
+        var outcomes = executor.Execute(
+            new CandidateBatch(jobs, train, validation, Options.Training),
+            outcome => CandidateEvaluated?.Invoke(this, byId[outcome.Id].Apply(outcome, generation).ToRecord()),
+            cancellationToken);
+        foreach (var outcome in outcomes)
+        {
+            byId[outcome.Id].Apply(outcome, generation);
+            clock.Training += TimeSpan.FromTicks(outcome.Epochs.Sum(e => e.TrainingTime.Ticks));
+            clock.Calibration += TimeSpan.FromTicks(outcome.Epochs.Sum(e => e.CalibrationTime.Ticks));
+            clock.Validation += TimeSpan.FromTicks(outcome.Epochs.Sum(e => e.ValidationTime.Ticks));
+        }
+    }
+
+    /// <summary>Writes the state after <paramref name="generation"/>: the survivors' networks, the history, the next id and the clocks.</summary>
+    private void Save(int generation, List<Candidate> population, List<GenerationRecord> history, int nextId, Clocks clock, TimeSpan elapsed)
+    {
+        if (Checkpoints is null)
+        {
+            return;
+        }
+
+        var entries = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var candidate in population)
+        {
+            using var architecture = new MemoryStream();
+            using var weights = new MemoryStream();
+            using (var architectureWriter = new BinaryWriter(architecture, System.Text.Encoding.UTF8, leaveOpen: true))
+            using (var weightsWriter = new BinaryWriter(weights, System.Text.Encoding.UTF8, leaveOpen: true))
+            {
+                // Not disposed: the network stays the candidate's.
+                new StoredNetwork(candidate.Network).Save(architectureWriter, weightsWriter);
+            }
+
+            entries[Candidate.ArchitectureEntry(candidate.Id)] = architecture.ToArray();
+            entries[Candidate.WeightsEntry(candidate.Id)] = weights.ToArray();
+        }
+
+        var state = new EvolutionState(
+            generation, nextId, history.ToArray(), population.Select(c => c.Save()).ToArray(),
+            clock.Training, clock.Calibration, clock.Validation, clock.Morphism, clock.Elapsed + elapsed);
+        Checkpoints.Save(generation, CheckpointKind, state, entries);
     }
 
     private static IOrderedEnumerable<Candidate> Rank(IEnumerable<Candidate> candidates) =>
@@ -238,10 +312,44 @@ internal sealed class EvolutionarySearch
     {
         public TimeSpan Training { get; set; }
 
+        public TimeSpan Calibration { get; set; }
+
         public TimeSpan Validation { get; set; }
 
         public TimeSpan Morphism { get; set; }
+
+        /// <summary>Wall clock of the runs before this one (a resumed search).</summary>
+        public TimeSpan Elapsed { get; set; }
+
+        public void Restore(EvolutionState state)
+        {
+            Training = state.Training;
+            Calibration = state.Calibration;
+            Validation = state.Validation;
+            Morphism = state.Morphism;
+            Elapsed = state.Elapsed;
+        }
+
+        public SearchTimes Times(TimeSpan elapsed, CheckpointStore? checkpoints) =>
+            new(Training, Validation, Morphism, Elapsed + elapsed, Calibration, checkpoints?.WriteTime ?? TimeSpan.Zero);
     }
+
+    /// <summary>What a checkpoint of this search holds besides the survivors' networks.</summary>
+    /// <param name="Generation">The last generation completed.</param>
+    /// <param name="NextId">The id the next candidate gets.</param>
+    /// <param name="History">Every generation so far.</param>
+    /// <param name="Population">The survivors, in rank order.</param>
+    /// <param name="Training">Training time so far (summed over candidates).</param>
+    /// <param name="Calibration">Norm re-estimation time so far.</param>
+    /// <param name="Validation">Validation time so far.</param>
+    /// <param name="Morphism">Morphism time so far.</param>
+    /// <param name="Elapsed">Wall clock so far.</param>
+    internal sealed record EvolutionState(
+        int Generation, int NextId, IReadOnlyList<GenerationRecord> History, IReadOnlyList<SavedCandidate> Population,
+        TimeSpan Training, TimeSpan Calibration, TimeSpan Validation, TimeSpan Morphism, TimeSpan Elapsed);
+
+    /// <summary>A survivor as a checkpoint holds it (its network is in the entries named by its id).</summary>
+    internal sealed record SavedCandidate(int Id, int? ParentId, CandidateChange Change, int Generation, double ValidationAccuracy, double ValidationLoss, double TrainLoss, bool Survived);
 
     private sealed class Candidate(int id, int? parentId, CandidateChange change, GroupCnn network)
     {
@@ -251,7 +359,8 @@ internal sealed class EvolutionarySearch
 
         public CandidateChange Change { get; } = change;
 
-        public GroupCnn Network { get; } = network;
+        /// <summary>The network (replaced when an executor hands back a rebuilt one).</summary>
+        public GroupCnn Network { get; private set; } = network;
 
         public int Generation { get; set; }
 
@@ -267,6 +376,46 @@ internal sealed class EvolutionarySearch
         public double TrainLoss { get; set; }
 
         public bool Survived { get; set; }
+
+        public static string ArchitectureEntry(int id) => $"network-{id}.architecture";
+
+        public static string WeightsEntry(int id) => $"network-{id}.weights";
+
+        /// <summary>Rebuilds a survivor from a checkpoint.</summary>
+        public static Candidate Restore(SavedCandidate saved, Checkpoint checkpoint)
+        {
+            using var architecture = new BinaryReader(new MemoryStream(checkpoint.Entry(ArchitectureEntry(saved.Id)), writable: false));
+            using var weights = new BinaryReader(new MemoryStream(checkpoint.Entry(WeightsEntry(saved.Id)), writable: false));
+            var stored = StoredNetwork.Load(architecture, weights);
+            if (stored.Network is not GroupCnn network)
+            {
+                stored.Dispose();
+                throw new InvalidDataException($"The checkpoint '{checkpoint.Path}' holds a {stored.Description.Summary()} network for candidate {saved.Id}; the evolutionary search keeps fixed ones.");
+            }
+
+            return new Candidate(saved.Id, saved.ParentId, saved.Change, network)
+            {
+                Generation = saved.Generation,
+                ValidationAccuracy = saved.ValidationAccuracy,
+                ValidationLoss = saved.ValidationLoss,
+                TrainLoss = saved.TrainLoss,
+                Survived = saved.Survived,
+            };
+        }
+
+        public SavedCandidate Save() => new(Id, ParentId, Change, Generation, ValidationAccuracy, ValidationLoss, TrainLoss, Survived);
+
+        /// <summary>Takes a trained candidate's network and metrics.</summary>
+        public Candidate Apply(CandidateOutcome outcome, int generation)
+        {
+            var last = outcome.Last;
+            Network = outcome.Network;
+            TrainLoss = last.Train.Loss;
+            ValidationAccuracy = last.Validation!.Value.Accuracy;
+            ValidationLoss = last.Validation!.Value.Loss;
+            Generation = generation;
+            return this;
+        }
 
         public CandidateRecord ToRecord() => new(
             Generation, Id, ParentId, Change, Network.Spec.Groups.Select(g => g.Name).ToArray(), Parameters,

@@ -1,4 +1,6 @@
 #nullable enable
+using System.Text.Json.Serialization;
+
 namespace Equinas.MLNet.Search.Evolution;
 
 /// <summary>How a candidate was made.</summary>
@@ -50,12 +52,18 @@ internal sealed record CandidateRecord(
 internal sealed record GenerationRecord(int Generation, IReadOnlyList<CandidateRecord> Candidates, TimeSpan Elapsed)
 {
     /// <summary>The best candidate (<see cref="CandidateRanking"/>).</summary>
+    [JsonIgnore]
     public CandidateRecord Best => CandidateRanking.Rank(Candidates).First();
 }
 
-/// <summary>Where the time of a search went.</summary>
+/// <summary>
+/// Where the time of a search went. Training, calibration and validation are summed over candidates, so with several
+/// workers they add up to more than the wall-clock total.
+/// </summary>
 /// <param name="Training">Training steps.</param>
 /// <param name="Validation">Validation passes.</param>
 /// <param name="Morphism">Relaxing and copying networks.</param>
-/// <param name="Total">The whole search.</param>
-internal sealed record SearchTimes(TimeSpan Training, TimeSpan Validation, TimeSpan Morphism, TimeSpan Total);
+/// <param name="Total">The whole search, wall clock (a resumed search: the runs before it included).</param>
+/// <param name="Calibration">Norm re-estimation before validation.</param>
+/// <param name="Checkpoints">Writing checkpoints.</param>
+internal sealed record SearchTimes(TimeSpan Training, TimeSpan Validation, TimeSpan Morphism, TimeSpan Total, TimeSpan Calibration = default, TimeSpan Checkpoints = default);

@@ -32,6 +32,9 @@ internal sealed class BatchSampler
     /// <summary>Epochs of data drawn so far (fractional).</summary>
     public double EpochsDrawn => (double)_batchesDrawn / BatchesPerEpoch;
 
+    /// <summary>Batches drawn so far: with the seed, all that is needed to bring a new sampler to the same place (<see cref="Skip"/>).</summary>
+    public long BatchesDrawn => _batchesDrawn;
+
     /// <summary>The number of batches that makes up <paramref name="epochs"/> (at least one).</summary>
     public int BatchesFor(double epochs)
     {
@@ -49,6 +52,28 @@ internal sealed class BatchSampler
     /// <summary>The row indices of the next batch.</summary>
     public long[] Next()
     {
+        int size = Advance();
+        var batch = _order.AsSpan(_position - size, size).ToArray();
+        BatchDrawn?.Invoke();
+        return batch;
+    }
+
+    /// <summary>
+    /// Draws <paramref name="batches"/> batches without returning them (the same shuffles as <see cref="Next"/>), so that
+    /// a sampler made with the same seed continues exactly where one that drew them stopped: how a training resumed from
+    /// a checkpoint gets its data order back.
+    /// </summary>
+    public void Skip(long batches)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(batches);
+        for (long b = 0; b < batches; b++)
+        {
+            Advance();
+        }
+    }
+
+    private int Advance()
+    {
         if (_position >= _count)
         {
             _random.Shuffle(_order);
@@ -56,10 +81,8 @@ internal sealed class BatchSampler
         }
 
         int size = Math.Min(_batchSize, _count - _position);
-        var batch = _order.AsSpan(_position, size).ToArray();
         _position += size;
         _batchesDrawn++;
-        BatchDrawn?.Invoke();
-        return batch;
+        return size;
     }
 }

@@ -17,9 +17,22 @@ internal readonly record struct PassMetrics(double Loss, double Accuracy, long I
 /// <param name="Train">Training loss and accuracy over this epoch's batches (in training mode, as they were seen).</param>
 /// <param name="Validation">Validation loss and accuracy after the epoch, when a validation set was given.</param>
 /// <param name="Elapsed">Time since training started.</param>
-/// <param name="TrainingTime">Time of this epoch's steps and the norm re-estimation.</param>
+/// <param name="TrainingTime">Time of this epoch's steps.</param>
 /// <param name="ValidationTime">Time of this epoch's validation pass.</param>
-internal sealed record EpochMetrics(double Epoch, PassMetrics Train, PassMetrics? Validation, TimeSpan Elapsed, TimeSpan TrainingTime = default, TimeSpan ValidationTime = default);
+/// <param name="CalibrationTime">Time of the norm re-estimation before the validation pass.</param>
+internal sealed record EpochMetrics(double Epoch, PassMetrics Train, PassMetrics? Validation, TimeSpan Elapsed, TimeSpan TrainingTime = default, TimeSpan ValidationTime = default, TimeSpan CalibrationTime = default);
+
+/// <summary>
+/// Everything a checkpoint needs to continue a <see cref="NetworkTrainer.Fit"/> bit for bit: the network's state
+/// (weights and norm statistics), the weight optimiser's state, the architecture step's state, how many weight steps
+/// were taken (the data order is replayed from the seed) and the epochs so far.
+/// </summary>
+/// <param name="Batches">Weight steps taken.</param>
+/// <param name="Network">The network's state (TorchSharp's module format).</param>
+/// <param name="Optimizer">The weight optimiser's state (TorchSharp's optimiser format).</param>
+/// <param name="Architecture">The architecture step's state, or null when there is none.</param>
+/// <param name="Epochs">The epochs finished so far.</param>
+internal sealed record FitState(int Batches, byte[] Network, byte[] Optimizer, byte[]? Architecture, IReadOnlyList<EpochMetrics> Epochs);
 
 /// <summary>
 /// A second step after every weight step: the differentiable search's update of the architecture weights. Called
@@ -32,6 +45,12 @@ internal interface IArchitectureStep
 
     /// <summary>Updates the architecture weights of <paramref name="network"/> once.</summary>
     void Step(EquivariantNetwork network);
+
+    /// <summary>The step's own state (its optimiser, its data order) for a checkpoint; null when it keeps none.</summary>
+    byte[]? SaveState() => null;
+
+    /// <summary>Restores what <see cref="SaveState"/> returned, after the network's state is restored.</summary>
+    void LoadState(byte[] state) => throw new NotSupportedException($"{GetType().Name} keeps no state to restore.");
 }
 
 /// <summary>
@@ -53,6 +72,12 @@ internal sealed class NetworkTrainer
 
     /// <summary>Raised after every epoch of <see cref="Fit"/> (the last one may be fractional).</summary>
     public event EventHandler<EpochMetrics>? EpochCompleted;
+
+    /// <summary>
+    /// Raised after <see cref="EpochCompleted"/> with the state to continue from (pass it to a later <see cref="Fit"/>
+    /// as <c>resume</c>); the state is only gathered when someone listens.
+    /// </summary>
+    public event EventHandler<FitState>? StateSaved;
 
     /// <summary>
     /// One training step on one batch: forward, cross-entropy, backward, optimiser step. Returns the batch's summed loss
@@ -132,11 +157,21 @@ internal sealed class NetworkTrainer
     /// <summary>
     /// Trains <paramref name="network"/>'s weights for <paramref name="epochs"/> epochs (fractional allowed) with a new
     /// optimiser, with <paramref name="architecture"/>'s step after every weight step when given, evaluating on
-    /// <paramref name="validation"/> after each epoch when given, and raising <see cref="EpochCompleted"/>.
+    /// <paramref name="validation"/> after each epoch when given (or, with <paramref name="evaluateEveryEpoch"/> false,
+    /// after the last one only), and raising <see cref="EpochCompleted"/> and <see cref="StateSaved"/>.
     /// </summary>
+    /// <remarks>
+    /// With <c>resume</c>, a state that <see cref="StateSaved"/> gave for this network, data, seed and options, the
+    /// network, the optimisers and the data order are restored and training continues after its last epoch, so that
+    /// the result is the same, bit for bit, as one uninterrupted call. The epochs it holds are returned too, but not
+    /// raised again.
+    /// Skipping the evaluation of the earlier epochs changes nothing but those epochs' validation records: the norm
+    /// statistics are re-estimated from scratch before every evaluation (training mode never reads them) and the
+    /// evaluation changes no weight, so the final weights and metrics are the same bit for bit.
+    /// </remarks>
     public IReadOnlyList<EpochMetrics> Fit(
         EquivariantNetwork network, ImageDataset train, ImageDataset? validation, double epochs, int seed,
-        CancellationToken cancellationToken, IArchitectureStep? architecture = null)
+        CancellationToken cancellationToken, IArchitectureStep? architecture = null, bool evaluateEveryEpoch = true, FitState? resume = null)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(train);
@@ -145,20 +180,54 @@ internal sealed class NetworkTrainer
         using var optimizer = Options.CreateOptimizer(network.WeightParameters());
         var history = new List<EpochMetrics>();
         var watch = Stopwatch.StartNew();
+        var elapsedBefore = TimeSpan.Zero;
         int done = 0;
+        if (resume is not null)
+        {
+            if (resume.Batches > total)
+            {
+                throw new ArgumentException($"The state to resume from has {resume.Batches} weight steps, more than the {total} of this training.", nameof(resume));
+            }
+
+            TrainingState.LoadNetwork(network, resume.Network);
+            TrainingState.LoadOptimizer(optimizer, resume.Optimizer);
+            if (resume.Architecture is { } state)
+            {
+                (architecture ?? throw new ArgumentException("The state to resume from has an architecture step's state, but no architecture step was given.", nameof(resume))).LoadState(state);
+            }
+
+            sampler.Skip(resume.Batches);
+            done = resume.Batches;
+            history.AddRange(resume.Epochs);
+            elapsedBefore = resume.Epochs.Count > 0 ? resume.Epochs[^1].Elapsed : TimeSpan.Zero;
+        }
+
         while (done < total)
         {
             var epochWatch = Stopwatch.StartNew();
             int batches = Math.Min(sampler.BatchesPerEpoch, total - done);
             var trainMetrics = TrainBatches(network, optimizer, train, sampler, batches, cancellationToken, architecture);
             done += batches;
-            NormCalibration.Recalibrate(network, train, Options.NormCalibrationImages, Options.EvaluationBatchSize);
             var trainingTime = epochWatch.Elapsed;
-            epochWatch.Restart();
-            PassMetrics? validationMetrics = validation is null ? null : Evaluate(network, validation, cancellationToken);
-            var metrics = new EpochMetrics(sampler.EpochsDrawn, trainMetrics, validationMetrics, watch.Elapsed, trainingTime, epochWatch.Elapsed);
+            PassMetrics? validationMetrics = null;
+            TimeSpan calibrationTime = default, validationTime = default;
+            if (evaluateEveryEpoch || done == total)
+            {
+                epochWatch.Restart();
+                NormCalibration.Recalibrate(network, train, Options.NormCalibrationImages, Options.EvaluationBatchSize);
+                calibrationTime = epochWatch.Elapsed;
+                epochWatch.Restart();
+                validationMetrics = validation is null ? null : Evaluate(network, validation, cancellationToken);
+                validationTime = epochWatch.Elapsed;
+            }
+
+            var metrics = new EpochMetrics(sampler.EpochsDrawn, trainMetrics, validationMetrics, elapsedBefore + watch.Elapsed, trainingTime, validationTime, calibrationTime);
             history.Add(metrics);
             EpochCompleted?.Invoke(this, metrics);
+            if (StateSaved is { } saved)
+            {
+                saved(this, new FitState(done, TrainingState.SaveNetwork(network), TrainingState.SaveOptimizer(optimizer), architecture?.SaveState(), history.ToArray()));
+            }
         }
 
         return history;
