@@ -67,7 +67,8 @@ public class EvolutionarySearchTests : TorchTestBase
             Assert.Equal(history[^1].Candidates.Where(c => c.Survived).Max(c => c.ValidationAccuracy), result.Best.ValidationAccuracy);
             var again = NetworkTrainer.Evaluate(result.Network, validation, 256, CancellationToken.None);
             Assert.Equal(result.Best.ValidationAccuracy, again.Accuracy, 10);
-            Assert.True(result.Times.Training > TimeSpan.Zero && result.Times.Total >= result.Times.Training);
+            // Training time is summed over candidates: with several workers it can exceed the wall-clock total.
+            Assert.True(result.Times.Training > TimeSpan.Zero && result.Times.Total > TimeSpan.Zero);
 
             var lines = history.SelectMany(g => g.Candidates)
                 .Select(c => $"{c.Generation} {c.Id} {c.ParentId} {c.Change} {string.Join("-", c.Groups)} {c.Parameters} {c.ValidationAccuracy:R} {c.ValidationLoss:R} {c.Survived}")
