@@ -21,7 +21,7 @@ public sealed class PlotRenderingTests
 
     private static readonly Baseline[] Baselines = [new("fixed all-D4", 21_000, 0.83), new("fixed all-C1", 160_000, 0.71)];
 
-    public static TheoryData<string> Kinds => new() { "accuracy", "error", "z", "z-members", "mass", "epochs", "epochs-differentiable", "baselines" };
+    public static TheoryData<string> Kinds => new() { "accuracy", "accuracy-long", "error", "error-long", "z", "z-members", "mass", "epochs", "epochs-differentiable", "baselines" };
 
     // Where the title is (above the plot area, centred), and where the x-axis title or the legend below it and the
     // y-axis title left of it are.
@@ -34,7 +34,9 @@ public sealed class PlotRenderingTests
     private static Figure Build(string kind) => kind switch
     {
         "accuracy" => SearchPlots.SearchAccuracy(Histories.Evolution(), Baselines),
+        "accuracy-long" => SearchPlots.SearchAccuracy(Histories.Evolution(generations: 12, population: 3), Baselines),
         "error" => SearchPlots.ErrorVsParameters(Histories.Evolution(), Baselines, "test error of the final model: 4.1%"),
+        "error-long" => SearchPlots.ErrorVsParameters(Histories.Evolution(generations: 12, population: 3), Baselines),
         "z" => SearchPlots.ZPerLayer(Histories.Differentiable()),
         "z-members" => SearchPlots.ZPerLayer(Histories.Differentiable(), sumConjugates: false, uniformStart: true),
         "mass" => SearchPlots.ElementMassPerLayer(Histories.Differentiable()),
