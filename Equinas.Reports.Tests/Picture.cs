@@ -56,55 +56,64 @@ internal sealed class Picture
     }
 
     /// <summary>
-    /// Whether a region holds text: dark grey ink (the plots' text colour) spread over at least 7 rows and 25
-    /// columns, with many light-to-dark transitions along rows and columns (glyph strokes), unlike lines or dots.
+    /// Whether a region holds text: at least <paramref name="glyphs"/> letter- or word-sized blobs of dark grey ink
+    /// (the plots' text colour): 4-connected groups of at least 8 pixels whose bounding box is 5 to 150 pixels long
+    /// one way and at least 4 the other, horizontal or rotated. Lines (thin however long), dots, ticks and coloured
+    /// series do not count.
     /// </summary>
-    public bool HasText(SKRectI region, out string measured)
+    public bool HasText(SKRectI region, out string measured, int glyphs = 3)
     {
-        int rows = 0, transitions = 0, dark = 0, minX = int.MaxValue, maxX = -1;
-        for (int y = region.Top; y < region.Bottom; y++)
+        int width = region.Width, height = region.Height;
+        var seen = new bool[width * height];
+        int found = 0, blobs = 0;
+        var stack = new Stack<(int X, int Y)>();
+        for (int y0 = 0; y0 < height; y0++)
         {
-            bool any = false, previous = false;
-            for (int x = region.Left; x < region.Right; x++)
+            for (int x0 = 0; x0 < width; x0++)
             {
-                bool d = IsDark(this[x, y]);
-                if (d)
+                if (seen[(y0 * width) + x0] || !IsDark(this[region.Left + x0, region.Top + y0]))
                 {
-                    dark++;
-                    any = true;
-                    minX = Math.Min(minX, x);
-                    maxX = Math.Max(maxX, x);
-                    if (!previous)
+                    continue;
+                }
+
+                blobs++;
+                int pixels = 0, minX = x0, maxX = x0, minY = y0, maxY = y0;
+                seen[(y0 * width) + x0] = true;
+                stack.Push((x0, y0));
+                while (stack.Count > 0)
+                {
+                    var (x, y) = stack.Pop();
+                    pixels++;
+                    (minX, maxX, minY, maxY) = (Math.Min(minX, x), Math.Max(maxX, x), Math.Min(minY, y), Math.Max(maxY, y));
+                    foreach (var (nx, ny) in new[] { (x - 1, y), (x + 1, y), (x, y - 1), (x, y + 1) })
                     {
-                        transitions++;
+                        if (nx >= 0 && ny >= 0 && nx < width && ny < height && !seen[(ny * width) + nx] && IsDark(this[region.Left + nx, region.Top + ny]))
+                        {
+                            seen[(ny * width) + nx] = true;
+                            stack.Push((nx, ny));
+                        }
                     }
                 }
 
-                previous = d;
-            }
-
-            rows += any ? 1 : 0;
-        }
-
-        for (int x = region.Left; x < region.Right; x++)
-        {
-            bool previous = false;
-            for (int y = region.Top; y < region.Bottom; y++)
-            {
-                bool d = IsDark(this[x, y]);
-                transitions += d && !previous ? 1 : 0;
-                previous = d;
+                int longSide = Math.Max(maxX - minX, maxY - minY) + 1, shortSide = Math.Min(maxX - minX, maxY - minY) + 1;
+                if (pixels >= 8 && longSide is >= 5 and <= 150 && shortSide >= 4)
+                {
+                    found++;
+                }
             }
         }
 
-        int columns = maxX < 0 ? 0 : maxX - minX + 1;
-        measured = $"{dark} dark pixels over {rows} rows and {columns} columns, {transitions} transitions";
-        return rows >= 7 && columns >= 25 && dark >= 60 && transitions >= 60;
+        measured = $"{found} text-sized blobs of dark ink among {blobs} blobs in {region}";
+        return found >= glyphs;
     }
 
-    /// <summary>Dark and nearly grey: the text colour (30, 30, 30) and its anti-aliased edges, not coloured series.</summary>
+    /// <summary>
+    /// Text ink: grey (channels within 30 of each other) and darker than 165 on average, so the text colour (30, 30,
+    /// 30) and most of its anti-aliased edge (which joins a glyph's strokes) count, coloured series and light grey
+    /// markers and grid lines do not.
+    /// </summary>
     private static bool IsDark(SKColor c) =>
-        c.Red < 120 && c.Green < 120 && c.Blue < 120 && Math.Abs(c.Red - c.Green) < 30 && Math.Abs(c.Green - c.Blue) < 30;
+        c.Red + c.Green + c.Blue < 3 * 165 && Math.Abs(c.Red - c.Green) < 30 && Math.Abs(c.Green - c.Blue) < 30;
 
     private int Count(SKRectI region, Func<SKColor, bool> test)
     {

@@ -46,6 +46,18 @@ public sealed class PlotRenderingTests
         _ => throw new ArgumentOutOfRangeException(nameof(kind)),
     };
 
+    private static XDocument RenderSvg(Figure figure, string keepAs)
+    {
+        var svg = figure.ToSvg();
+        if (Environment.GetEnvironmentVariable("EQUINAS_PLOT_DIR") is { Length: > 0 } folder)
+        {
+            Directory.CreateDirectory(folder);
+            File.WriteAllBytes(Path.Combine(folder, keepAs + ".svg"), svg);
+        }
+
+        return XDocument.Parse(System.Text.Encoding.UTF8.GetString(svg));
+    }
+
     private static Picture Render(Figure figure, string? keepAs = null)
     {
         var png = figure.ToPng();
@@ -73,8 +85,8 @@ public sealed class PlotRenderingTests
         var picture = Render(figure, kind);
         Assert.Equal((figure.Width, figure.Height), (picture.Width, picture.Height));
         double ink = (double)picture.Ink(picture.All) / (picture.Width * picture.Height);
-        Assert.InRange(ink, 0.03, 0.75);
-        Assert.True(picture.HasText(TitleStrip(picture), out var m), "title: " + m);
+        Assert.InRange(ink, 0.02, 0.75);
+        Assert.True(picture.HasText(TitleStrip(picture), out var m, glyphs: 6), "title: " + m);
         Assert.True(picture.HasText(BottomStrip(picture), out m), "x-axis title or legend: " + m);
         Assert.True(picture.HasText(LeftStrip(picture), out m), "y-axis titles: " + m);
     }
@@ -88,7 +100,7 @@ public sealed class PlotRenderingTests
         var with = Render(figure);
         figure.Model.Title = null;
         var without = Render(figure);
-        Assert.True(with.HasText(TitleStrip(with), out var m), "with a title: " + m);
+        Assert.True(with.HasText(TitleStrip(with), out var m, glyphs: 6), "with a title: " + m);
         Assert.False(without.HasText(TitleStrip(without), out m), "without a title: " + m);
         Assert.True(with.Difference(without, TitleStrip(with)) > 300);
     }
@@ -99,7 +111,7 @@ public sealed class PlotRenderingTests
         var accuracy = Render(Build("accuracy"));
         Assert.True(accuracy.Near(Blue, accuracy.All) > 300, "best-of-generation line");
         Assert.True(accuracy.Near(Orange, accuracy.All) > 100, "rings of the candidates kept as parents");
-        Assert.True(accuracy.Near(BaselineRed, accuracy.All) > 100, "the second baseline's line");
+        Assert.True(accuracy.Near(BaselineRed, accuracy.All, 50) > 100, "the second baseline's line");
 
         var error = Render(Build("error"));
         Assert.True(error.Near(Blue, error.All) > 30, "generation 0");
@@ -188,25 +200,26 @@ public sealed class PlotRenderingTests
         var picture = Render(figure, "non-ascii");
         Assert.True(picture.HasText(TitleStrip(picture), out var m), m);
 
-        var svg = XDocument.Parse(System.Text.Encoding.UTF8.GetString(figure.ToSvg()));
+        var svg = RenderSvg(figure, "non-ascii");
         string text = string.Concat(svg.Descendants().Where(e => e.Name.LocalName == "text").Select(e => e.Value));
-        Assert.Contains("Précision", text, StringComparison.Ordinal);
-        Assert.Contains("αβγ", text, StringComparison.Ordinal);
-        Assert.Contains("Überprüfung", text, StringComparison.Ordinal);
+        Assert.Contains(title, text, StringComparison.Ordinal);
+        Assert.Contains(name, text, StringComparison.Ordinal);
     }
 
     [Fact]
     public void Svg_is_a_white_document_of_the_figure_size_with_its_text()
     {
         var figure = Build("z-members");
-        var svg = XDocument.Parse(System.Text.Encoding.UTF8.GetString(figure.ToSvg()));
+        var svg = RenderSvg(figure, "z-members");
         Assert.Equal("svg", svg.Root!.Name.LocalName);
         Assert.Equal(figure.Width.ToString(System.Globalization.CultureInfo.InvariantCulture), svg.Root.Attribute("width")?.Value);
         Assert.Equal(figure.Height.ToString(System.Globalization.CultureInfo.InvariantCulture), svg.Root.Attribute("height")?.Value);
+        Assert.Contains(svg.Descendants().Where(e => e.Name.LocalName == "rect"), r => (r.Attribute("style")?.Value ?? "").StartsWith("fill:rgb(255,255,255)", StringComparison.Ordinal));
         string text = string.Concat(svg.Descendants().Where(e => e.Name.LocalName == "text").Select(e => e.Value));
-        Assert.Contains("mixture weights", text, StringComparison.Ordinal);
+        Assert.Contains("epoch", text, StringComparison.Ordinal);
         Assert.Contains("D2VH", text, StringComparison.Ordinal);
-        Assert.Contains("layer 5", text, StringComparison.Ordinal);
+        Assert.Contains("layer 5: C1 0.70", text, StringComparison.Ordinal);
+        Assert.Contains(figure.Model.Title, text, StringComparison.Ordinal);
     }
 
     [Fact]

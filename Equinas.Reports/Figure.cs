@@ -1,4 +1,6 @@
 using OxyPlot;
+using OxyPlot.SkiaSharp;
+using SkiaSharp;
 
 namespace Equinas.Reports;
 
@@ -34,21 +36,27 @@ public sealed class Figure
     public byte[] ToPng()
     {
         // Text shaping would need the HarfBuzz native library, which is not installed; plain glyph runs suffice here.
-        var exporter = new OxyPlot.SkiaSharp.PngExporter { Width = Width, Height = Height, UseTextShaping = false };
+        var exporter = new PngExporter { Width = Width, Height = Height, UseTextShaping = false };
         using var stream = new MemoryStream();
         exporter.Export(Model, stream);
         return stream.ToArray();
     }
 
-    /// <summary>Renders the figure as an SVG document (text kept as text elements).</summary>
+    /// <summary>Renders the figure as an SVG document, every label a text element.</summary>
     /// <returns>The SVG bytes (UTF-8).</returns>
     public byte[] ToSvg()
     {
-        // The SkiaSharp SVG exporter measures text with the same fonts as the PNG, so both lay out alike.
-        var exporter = new OxyPlot.SkiaSharp.SvgExporter { Width = Width, Height = Height };
+        // OxyPlot's own SVG writer keeps every label as a text element (Skia's SVG canvas turns bold and non-ASCII
+        // text into outlines); it measures text with the Skia context, so the layout matches the PNG's.
+        using var bitmap = new SKBitmap(1, 1);
+        using var canvas = new SKCanvas(bitmap);
+        using var measurer = new SkiaRenderContext { RenderTarget = RenderTarget.PixelGraphic, SkCanvas = canvas, UseTextShaping = false };
+        var exporter = new OxyPlot.SvgExporter { Width = Width, Height = Height, TextMeasurer = measurer, UseVerticalTextAlignmentWorkaround = true };
         using var stream = new MemoryStream();
         exporter.Export(Model, stream);
-        return stream.ToArray();
+        var svg = stream.ToArray();
+        // Without the byte order mark the writer puts first: UTF-8 needs none, and some XML readers reject it.
+        return svg is [0xEF, 0xBB, 0xBF, ..] ? svg[3..] : svg;
     }
 
     /// <summary>Writes the figure as a PNG file, atomically (a temporary file renamed over the target).</summary>

@@ -177,7 +177,9 @@ public static class SearchPlots
                 Title = Invariant($"generation {generation.Key}"),
                 MarkerType = MarkerType.Circle,
                 MarkerSize = 5.5,
-                MarkerFill = OxyColor.FromAColor(220, PlotStyle.Palette[generation.Key % PlotStyle.Palette.Length]),
+                MarkerFill = PlotStyle.Palette[generation.Key % PlotStyle.Palette.Length],
+                MarkerStroke = OxyColors.White,
+                MarkerStrokeThickness = 0.8,
             };
             series.Points.AddRange(generation.Select(c => new ScatterPoint(c.Parameters, (1 - c.ValidationAccuracy) * 100)));
             model.Series.Add(series);
@@ -266,7 +268,7 @@ public static class SearchPlots
             }
         }
 
-        AddPhaseMarkers(model, withZ, layers);
+        AddPhaseMarkers(model, withZ, xs[0], layers);
         model.Legends.Add(PlotStyle.Legend(LegendPosition.RightTop, LegendPlacement.Outside));
         return new Figure(model, Width, PanelHeight(layers));
     }
@@ -318,7 +320,7 @@ public static class SearchPlots
             }
         }
 
-        AddPhaseMarkers(model, withMass, layers);
+        AddPhaseMarkers(model, withMass, xs[0], layers);
         model.Legends.Add(PlotStyle.Legend(LegendPosition.RightTop, LegendPlacement.Outside));
         return new Figure(model, Width, PanelHeight(layers));
     }
@@ -371,7 +373,7 @@ public static class SearchPlots
             model.Series.Add(validation);
             if (series.Count == 1)
             {
-                AddPhaseMarkers(model, points);
+                AddPhaseMarkers(model, points, x.Minimum);
             }
         }
 
@@ -431,7 +433,7 @@ public static class SearchPlots
                 Y = baselines[i].ValidationAccuracy * 100,
                 Color = color,
                 LineStyle = LineStyle.Dash,
-                StrokeThickness = 1.5,
+                StrokeThickness = 2,
                 Text = Invariant($"{baselines[i].Name}: {baselines[i].ValidationAccuracy * 100:0.#}%"),
                 TextColor = color,
                 TextLinePosition = 0,
@@ -444,11 +446,12 @@ public static class SearchPlots
 
     // Vertical dotted lines where the phase changes (warm-up -> search -> retraining), labelled with the new phase:
     // across every panel when there are several (labelled in the first only).
-    private static void AddPhaseMarkers(PlotModel model, List<(double X, EquinasEpoch Epoch)> points, int panels = 0)
+    private static void AddPhaseMarkers(PlotModel model, List<(double X, EquinasEpoch Epoch)> points, double leftEdge, int panels = 0)
     {
         for (int i = 1; i < points.Count; i++)
         {
-            if (points[i].Epoch.Phase == points[i - 1].Epoch.Phase)
+            // A change on the axis's left edge (after a single warm-up epoch in the z plots) is not drawn.
+            if (points[i].Epoch.Phase == points[i - 1].Epoch.Phase || points[i - 1].X <= leftEdge)
             {
                 continue;
             }
@@ -465,7 +468,9 @@ public static class SearchPlots
                     Text = panel == 0 ? points[i].Epoch.Phase.ToString().ToLowerInvariant() + " from here" : null,
                     TextColor = OxyColor.FromRgb(60, 60, 60),
                     TextOrientation = AnnotationTextOrientation.Vertical,
-                    TextLinePosition = 1,
+                    TextLinePosition = 0,
+                    TextHorizontalAlignment = HorizontalAlignment.Left,
+                    TextMargin = 4,
                     FontSize = 11,
                     YAxisKey = panels > 0 ? PanelKey(panel) : null,
                 });
