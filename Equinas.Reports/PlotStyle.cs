@@ -66,7 +66,7 @@ internal static class PlotStyle
         TextPosition = new DataPoint(x, y),
         TextHorizontalAlignment = align,
         TextVerticalAlignment = dy < 0 ? VerticalAlignment.Bottom : VerticalAlignment.Top,
-        Offset = new ScreenVector(align == HorizontalAlignment.Left ? 9 : 0, dy),
+        Offset = new ScreenVector(align switch { HorizontalAlignment.Left => 9, HorizontalAlignment.Right => -9, _ => 0 }, dy),
         FontSize = 11,
         TextColor = color ?? TextColor,
         Stroke = OxyColors.Undefined,

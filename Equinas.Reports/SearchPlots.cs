@@ -81,8 +81,9 @@ public static class SearchPlots
         x.MajorGridlineStyle = LineStyle.None;
         x.LabelFormatter = v => v.ToString("0", CultureInfo.InvariantCulture);
         var y = PlotStyle.Linear(AxisPosition.Left, "validation accuracy");
-        y.LabelFormatter = PlotStyle.Percent;
-        (y.Minimum, y.Maximum) = PlotStyle.Range(candidates.Select(c => c.ValidationAccuracy * 100).Concat(baselines.Select(b => b.ValidationAccuracy * 100)), 2, 0, 100, 0.12, 0.22);
+        // Room above 100% for the labels over the best points; no tick is labelled above 100%.
+        y.LabelFormatter = v => v > 100.001 ? "" : PlotStyle.Percent(v);
+        (y.Minimum, y.Maximum) = PlotStyle.Range(candidates.Select(c => c.ValidationAccuracy * 100).Concat(baselines.Select(b => b.ValidationAccuracy * 100)), 2, 0, 110, 0.12, 0.25);
         model.Axes.Add(x);
         model.Axes.Add(y);
         if (candidates.Count == 0)
@@ -113,8 +114,10 @@ public static class SearchPlots
             string groups = string.Join("-", b.LayerGroups);
             if (groups != previous)
             {
-                // Consecutive labels alternate between two heights so that neighbours do not overlap.
-                model.Annotations.Add(PlotStyle.Label(groups, position[b], b.ValidationAccuracy * 100, labels++ % 2 == 0 ? -10 : -26, PlotStyle.Palette[0]));
+                // Consecutive labels alternate between two heights so that neighbours do not overlap, and the first
+                // and last start or end at their point, so that none is cut at the sides.
+                var align = generation.Key == 0 && last > 0 ? HorizontalAlignment.Left : generation.Key == last && last > 0 ? HorizontalAlignment.Right : HorizontalAlignment.Center;
+                model.Annotations.Add(PlotStyle.Label(groups, position[b], b.ValidationAccuracy * 100, labels++ % 2 == 0 ? -10 : -26, PlotStyle.Palette[0], align));
             }
 
             previous = groups;
@@ -170,6 +173,9 @@ public static class SearchPlots
             return new Figure(model, Width, Height);
         }
 
+        // Up to ten generations in distinct colours; more in hues spread evenly, so that no two share a colour.
+        int generations = candidates.Count == 0 ? 0 : candidates.Max(c => c.Generation) + 1;
+        var colors = generations <= PlotStyle.Palette.Length ? PlotStyle.Palette : OxyPalettes.HueDistinct(generations).Colors.ToArray();
         foreach (var generation in candidates.GroupBy(c => c.Generation).OrderBy(g => g.Key))
         {
             var series = new ScatterSeries
@@ -177,7 +183,7 @@ public static class SearchPlots
                 Title = Invariant($"generation {generation.Key}"),
                 MarkerType = MarkerType.Circle,
                 MarkerSize = 5.5,
-                MarkerFill = PlotStyle.Palette[generation.Key % PlotStyle.Palette.Length],
+                MarkerFill = colors[generation.Key % colors.Length],
                 MarkerStroke = OxyColors.White,
                 MarkerStrokeThickness = 0.8,
             };
@@ -436,8 +442,8 @@ public static class SearchPlots
                 StrokeThickness = 2,
                 Text = Invariant($"{baselines[i].Name}: {baselines[i].ValidationAccuracy * 100:0.#}%"),
                 TextColor = color,
-                TextLinePosition = 0,
-                TextHorizontalAlignment = HorizontalAlignment.Left,
+                TextLinePosition = 1,
+                TextHorizontalAlignment = HorizontalAlignment.Right,
                 TextVerticalAlignment = VerticalAlignment.Bottom,
                 FontSize = 11,
             });
