@@ -369,7 +369,8 @@ public static class SearchPlots
             string prefix = string.IsNullOrEmpty(name) ? "" : name + ": ";
             if (points.All(p => double.IsFinite(p.Epoch.TrainAccuracy)))
             {
-                var train = new LineSeries { Title = prefix + "training (over the epoch)", Color = color, LineStyle = LineStyle.Dash, StrokeThickness = 1.8 };
+                // Hollow markers, so that a single epoch shows too.
+                var train = new LineSeries { Title = prefix + "training (over the epoch)", Color = color, LineStyle = LineStyle.Dash, StrokeThickness = 1.8, MarkerType = MarkerType.Circle, MarkerSize = 3, MarkerFill = OxyColors.White, MarkerStroke = color, MarkerStrokeThickness = 1.5 };
                 train.Points.AddRange(points.Select(p => new DataPoint(p.X, p.Epoch.TrainAccuracy * 100)));
                 model.Series.Add(train);
             }
