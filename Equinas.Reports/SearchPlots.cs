@@ -528,9 +528,9 @@ public static class SearchPlots
         return new Figure(model, Width, 400);
     }
 
-    // A single epoch is drawn as a band half an epoch wide on either side, so that it is visible.
+    // A single epoch is drawn as a band one epoch wide around it (never below epoch 0), so that it is visible.
     private static List<double> Spread(List<double> xs) =>
-        xs.Count == 1 || xs.Max() - xs.Min() <= 0 ? [xs[0] - 0.5, xs[0] + 0.5] : xs;
+        xs.Count == 1 || xs.Max() - xs.Min() <= 0 ? [Math.Max(0, xs[0] - 0.5), Math.Max(0, xs[0] - 0.5) + 1] : xs;
 
     private static int LayerCount(List<IReadOnlyList<IReadOnlyDictionary<string, double>>> perEpoch, string what)
     {
