@@ -49,6 +49,12 @@ public sealed class CliTests(ITestOutputHelper output)
             Assert.Equal(0, Run("report", "--model", model, "--out", Path.Combine(root, "report2")));
             Assert.True(File.Exists(Path.Combine(root, "report2", "report.md")));
             Assert.NotEmpty(Directory.GetFiles(Path.Combine(root, "report2"), "*.png"));
+            using (var plot = SkiaSharp.SKBitmap.Decode(Path.Combine(root, "report2", "validation-accuracy.png")))
+            {
+                Assert.Equal((1000, 600), (plot.Width, plot.Height));
+            }
+
+            Assert.Contains("](validation-accuracy.png)", File.ReadAllText(Path.Combine(root, "report2", "report.md")), StringComparison.Ordinal);
 
             // Bad input: one error line and a non-zero exit code, no model written.
             var missing = Path.Combine(root, "missing.zip");

@@ -7,6 +7,7 @@ using Equinas.MLNet.Groups;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search.Differentiable;
 using Equinas.MLNet.Search.Training;
+using Equinas.Reports;
 using TorchSharp;
 
 namespace Equinas.Benchmarks;
@@ -14,7 +15,7 @@ namespace Equinas.Benchmarks;
 /// <summary>
 /// EquiNAS_D on real digits. Part 1: digits moved by a random element of G, for G in {C1, C2, C4, D1V, D2VH, D4}:
 /// where does z put its weight, per layer? Part 2: rotated digits, EquiNAS_D against fixed all-D4 and all-C1 networks
-/// trained for the same epochs, several seeds. Writes Markdown, JSON and an SVG plot of z.
+/// trained for the same epochs, several seeds. Writes Markdown, JSON and SVG plots of z and of its mass per group element (Equinas.Reports).
 /// </summary>
 internal static class DifferentiableExperiment
 {
@@ -77,16 +78,19 @@ internal static class DifferentiableExperiment
                 var accuracy = NetworkTrainer.Evaluate(result.Network, test, 256, CancellationToken.None).Accuracy;
                 zTables.Add((g, result.Z.ToArray(), accuracy, string.Join("-", result.ArgmaxGroups.Select(a => a.Name))));
                 Console.Error.WriteLine($"  augmented by {g}: test acc {accuracy:P2}, argmax {zTables[^1].Argmax} ({watch.Elapsed.TotalSeconds:F0} s)");
-                ZPlot.WriteSvg($"{output}-z-{g.Name}.svg", $"z per layer over training, digits augmented by {g.Name}", members, result.History.Where(h => h.Phase == DifferentiablePhase.Search).Select(h => (h.Epoch, h.Z)).ToArray());
+                // The initialisation is uniform, so every panel starts at z = 1/members at epoch 0.
+                var epochsRecord = HistoryRecords.Epochs(members, result.History.Where(h => h.Phase == DifferentiablePhase.Search));
+                SearchPlots.ZPerLayer(epochsRecord, sumConjugates: false, uniformStart: true, title: $"z per layer over training, digits augmented by {g.Name}").SaveSvg($"{output}-z-{g.Name}.svg");
+                SearchPlots.ElementMassPerLayer(epochsRecord, $"Mass of z per element of D4 over training, digits augmented by {g.Name}").SaveSvg($"{output}-mass-{g.Name}.svg");
             }
 
             markdown.AppendLine("## 1. Digits moved by a random element of G: where z puts its weight");
             markdown.AppendLine();
-            markdown.AppendLine("Every training, validation and test digit is moved by an element of G drawn uniformly. z after the last epoch, per layer (rows) and member group (columns); the largest entry per layer in bold. Plots of z over training: the SVG files next to this one.");
+            markdown.AppendLine("Every training, validation and test digit is moved by an element of G drawn uniformly. z after the last epoch, per layer (rows) and member group (columns); the largest entry per layer in bold. Plots of z over training (`-z-`) and of the mass of z on each element of D4 (`-mass-`): the SVG files next to this one.");
             markdown.AppendLine();
             foreach (var (g, z, accuracy, argmax) in zTables)
             {
-                markdown.AppendLine(CultureInfo.InvariantCulture, $"**Augmented by {g.Name}** (test accuracy {accuracy:P2}; argmax {argmax}; plot `{Path.GetFileName(output)}-z-{g.Name}.svg`)");
+                markdown.AppendLine(CultureInfo.InvariantCulture, $"**Augmented by {g.Name}** (test accuracy {accuracy:P2}; argmax {argmax}; plots `{Path.GetFileName(output)}-z-{g.Name}.svg`, `{Path.GetFileName(output)}-mass-{g.Name}.svg`)");
                 markdown.AppendLine();
                 markdown.AppendLine("| layer | " + string.Join(" | ", members.Select(m => m.Name)) + " |");
                 markdown.AppendLine("| --- |" + string.Concat(members.Select(_ => " ---: |")));

@@ -3,10 +3,12 @@ using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using Equinas.Benchmarks.Data;
+using Equinas.MLNet;
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search.Evolution;
 using Equinas.MLNet.Search.Training;
+using Equinas.Reports;
 using TorchSharp;
 
 namespace Equinas.Benchmarks;
@@ -14,7 +16,7 @@ namespace Equinas.Benchmarks;
 /// <summary>
 /// EquiNAS_E against fixed all-D4 and all-C1 networks on the shipped digits rotated by continuous angles, each fixed
 /// network trained for as many epochs as the search's winning lineage (initial training plus every generation), with
-/// the same optimiser, for several seeds. Writes a Markdown and a JSON results file.
+/// the same optimiser, for several seeds. Writes a Markdown and a JSON results file, and SVG plots of seed 1's search.
 /// </summary>
 internal static class EvolutionExperiment
 {
@@ -46,6 +48,8 @@ internal static class EvolutionExperiment
         Console.WriteLine(machine);
 
         var runs = new List<RunRecord>();
+        IReadOnlyList<EquinasCandidate> firstCandidates = [];
+        var firstBaselines = new List<Baseline>();
         for (int seed = 1; seed <= seeds; seed++)
         {
             var search = new EvolutionarySearch(evolution with { Seed = seed });
@@ -60,6 +64,11 @@ internal static class EvolutionExperiment
                 var testMetrics = NetworkTrainer.Evaluate(result.Network, test, 256, CancellationToken.None);
                 runs.Add(new RunRecord(seed, "EquiNAS_E", string.Join("-", result.Best.Groups), result.Network.ParameterCount, result.Best.ValidationAccuracy, testMetrics.Accuracy, watch.Elapsed.TotalSeconds,
                     result.History.Sum(g => g.Candidates.Count), result.Times));
+                if (seed == 1)
+                {
+                    firstCandidates = HistoryRecords.Candidates(result.History);
+                }
+
                 Console.Error.WriteLine($"  seed {seed} EquiNAS_E: {runs[^1].Architecture} test acc {testMetrics.Accuracy:P2} in {watch.Elapsed.TotalSeconds:F0} s");
             }
 
@@ -67,6 +76,11 @@ internal static class EvolutionExperiment
             {
                 var baseline = FixedBaseline.Train(template, group, train, validation, test, lineageEpochs, evolution.Training, seed);
                 runs.Add(new RunRecord(seed, $"fixed {group.Name}", baseline.Architecture, baseline.Parameters, baseline.ValidationAccuracy, baseline.TestAccuracy, baseline.Seconds, 1, null));
+                if (seed == 1)
+                {
+                    firstBaselines.Add(new Baseline($"fixed all-{group.Name}", baseline.Parameters, baseline.ValidationAccuracy));
+                }
+
                 Console.Error.WriteLine($"  seed {seed} fixed {group.Name}: test acc {baseline.TestAccuracy:P2} in {baseline.Seconds:F0} s");
             }
         }
@@ -121,7 +135,12 @@ internal static class EvolutionExperiment
             markdown.AppendLine(CultureInfo.InvariantCulture, $"| {r.Seed} | {r.Candidates} | {r.Times!.Training.TotalSeconds:F0} | {r.Times.Validation.TotalSeconds:F0} | {r.Times.Morphism.TotalSeconds:F1} | {r.Times.Total.TotalSeconds:F0} |");
         }
 
-        Directory.CreateDirectory(Path.GetDirectoryName(output)!);
+        // Seed 1's search with that seed's fixed networks, drawn by the CLI's plotting code.
+        SearchPlots.SearchAccuracy(firstCandidates, firstBaselines).SaveSvg(output + "-accuracy.svg");
+        SearchPlots.ErrorVsParameters(firstCandidates, firstBaselines, "seed 1: every candidate of the search and the fixed networks, validation error").SaveSvg(output + "-error-vs-parameters.svg");
+        markdown.AppendLine();
+        markdown.AppendLine(CultureInfo.InvariantCulture, $"Plots of the search with seed 1, the fixed networks of seed 1 drawn in: `{Path.GetFileName(output)}-accuracy.svg` (validation accuracy of every candidate per generation) and `{Path.GetFileName(output)}-error-vs-parameters.svg` (validation error against parameters).");
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
         File.WriteAllText(output + ".md", markdown.ToString());
         var json = JsonSerializer.Serialize(new
         {

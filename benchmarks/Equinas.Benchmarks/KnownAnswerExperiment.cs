@@ -8,6 +8,7 @@ using Equinas.MLNet.Mixed;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search.Differentiable;
 using Equinas.MLNet.Search.Training;
+using Equinas.Reports;
 using TorchSharp;
 
 namespace Equinas.Benchmarks;
@@ -17,7 +18,7 @@ namespace Equinas.Benchmarks;
 /// are (object, coset of A), so the labels are A-invariant and changed by every element outside A, and the last
 /// layer's group must lie inside A. For every A and seed: the search (mixture kept), the null control (alpha
 /// gradients shuffled across members every step), the argmax chain retrained from scratch, and fixed all-A and all-C1
-/// networks trained as long as the search. Reports the last layer's z mass on members not inside A.
+/// networks trained as long as the search. Reports the last layer's z mass on members not inside A, and plots z and its mass per element over training (seed 1, SVG).
 /// </summary>
 internal static class KnownAnswerExperiment
 {
@@ -82,6 +83,13 @@ internal static class KnownAnswerExperiment
                     string method = shuffled ? "null control (shuffled alpha gradients)" : "EquiNAS_D (mixture)";
                     runs.Add(new Outcome(a.Name, seed, method, string.Join("-", result.ArgmaxGroups.Select(g => g.Name)), mass, accuracy, watch.Elapsed.TotalSeconds, result.Z.ToArray(), MixedGroupCnn.ElementMass(members, result.Z)));
                     Console.Error.WriteLine($"  A={a} seed {seed} {method}: mass outside A {mass:F3}, argmax {runs[^1].Architecture}, test {accuracy:P2} ({watch.Elapsed.TotalSeconds:F0} s)");
+                    if (!shuffled && seed == 1)
+                    {
+                        var epochsRecord = HistoryRecords.Epochs(members, result.History);
+                        SearchPlots.ZPerLayer(epochsRecord, sumConjugates: false, uniformStart: options.Initialization == AlphaInitialization.Uniform, title: $"z per layer over training, classes (figure, coset of {a.Name}), seed 1").SaveSvg($"{output}-z-{a.Name}.svg");
+                        SearchPlots.ElementMassPerLayer(epochsRecord, $"Mass of z per element of D4, classes (figure, coset of {a.Name}), seed 1").SaveSvg($"{output}-mass-{a.Name}.svg");
+                    }
+
                     if (!shuffled && parts.Contains("retrain", StringComparison.Ordinal))
                     {
                         var chain = DifferentiableSearch.Chain(result.ArgmaxGroups);
@@ -128,7 +136,7 @@ internal static class KnownAnswerExperiment
         }
 
         markdown.AppendLine();
-        markdown.AppendLine("Mass per group element in the last layer (search, seed 1): m(g) = sum of z over the members containing g.");
+        markdown.AppendLine(CultureInfo.InvariantCulture, $"Mass per group element in the last layer (search, seed 1): m(g) = sum of z over the members containing g. Plots of the search with seed 1 over training: `{Path.GetFileName(output)}-z-A.svg` (z per layer) and `{Path.GetFileName(output)}-mass-A.svg` (mass per element), for each A.");
         markdown.AppendLine();
         markdown.AppendLine("| A | " + string.Join(" | ", D4Element.All.Select(g => g.ToString())) + " |");
         markdown.AppendLine("| --- |" + string.Concat(D4Element.All.Select(_ => " ---: |")));

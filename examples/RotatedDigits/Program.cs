@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using Equinas.MLNet;
+using Equinas.Reports;
 using Microsoft.ML;
 using Microsoft.ML.Transforms;
 using RotatedDigits;
@@ -118,7 +119,15 @@ string check = identical
 Console.WriteLine();
 Console.WriteLine($"Reloaded {modelPath} with a new MLContext: {check}.");
 
-File.WriteAllText(reportPath, Report.Markdown(settings, data, runs, modelPath, check, total.Elapsed));
+// 5. The report next to the model: report.md and its plots (the same plots as `equinas report`, with the fixed
+// baselines drawn in), each file written atomically.
+if (PlotFonts.Warning is { } fontWarning)
+{
+    Console.WriteLine($"Warning: {fontWarning}");
+}
+
+var plots = Report.WritePlots(runs, outputFolder);
+HistoryPlots.WriteText(reportPath, Report.Markdown(settings, data, runs, modelPath, check, total.Elapsed, HistoryPlots.Markdown(plots, outputFolder)));
 foreach (var run in runs)
 {
     (run.Model as IDisposable)?.Dispose();
@@ -127,5 +136,10 @@ foreach (var run in runs)
 Console.WriteLine();
 Console.WriteLine($"Model:  {modelPath}");
 Console.WriteLine($"Report: {reportPath}");
+foreach (var plot in plots)
+{
+    Console.WriteLine($"Plot:   {plot.Path}");
+}
+
 Console.WriteLine($"Total time {ConsoleProgress.Format(total.Elapsed)}.");
 return identical ? 0 : 1;

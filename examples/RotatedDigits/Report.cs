@@ -1,11 +1,34 @@
 using System.Globalization;
 using System.Text;
+using Equinas.Reports;
 
 namespace RotatedDigits;
 
-/// <summary>The results table (console and Markdown) and the Markdown report.</summary>
+/// <summary>The results table (console and Markdown), the plots and the Markdown report.</summary>
 internal static class Report
 {
+    /// <summary>The accuracy plot of the fixed baselines' epochs, without extension.</summary>
+    public const string BaselinesName = "fixed-baselines-accuracy";
+
+    /// <summary>
+    /// Writes the search's plots (accuracy per generation and error against parameters, the fixed baselines drawn in)
+    /// and the baselines' accuracy per epoch into <paramref name="folder"/>, as PNG.
+    /// </summary>
+    public static IReadOnlyList<WrittenPlot> WritePlots(IReadOnlyList<ModelRun> runs, string folder)
+    {
+        var search = runs[0];
+        var fixedRuns = runs.Skip(1).ToArray();
+        var options = new HistoryPlotOptions
+        {
+            Baselines = fixedRuns.Select(r => new Baseline(r.Name, r.Parameters.ParameterCount, r.ValidationAccuracy)).ToArray(),
+            ErrorNote = Invariant($"validation error; test error of the searched model {(1 - search.Metrics.MicroAccuracy) * 100:0.##}%, {string.Join(", ", fixedRuns.Select(r => Invariant($"{r.Name} {(1 - r.Metrics.MicroAccuracy) * 100:0.##}%")))}"),
+        };
+        var plots = HistoryPlots.Write(search.Parameters.History, folder, options).ToList();
+        var baselines = SearchPlots.EpochAccuracy(fixedRuns.Select(r => (r.Name, r.Parameters.History.Epochs)).ToArray(), "Fixed baselines: accuracy per epoch");
+        plots.AddRange(HistoryPlots.Save(baselines, Path.Combine(folder, BaselinesName), "Validation and training accuracy per epoch of the fixed baselines."));
+        return plots;
+    }
+
     private static readonly string[] Header = ["Model", "Layer groups", "Parameters", "Val. acc.", "Test acc.", "Test log-loss", "Training time"];
 
     /// <summary>The results as a fixed-width text table.</summary>
@@ -23,7 +46,7 @@ internal static class Report
     }
 
     /// <summary>The report: data, settings, results, and the search history generation by generation.</summary>
-    public static string Markdown(RunSettings settings, RotatedMnist data, IReadOnlyList<ModelRun> runs, string modelPath, string reloadCheck, TimeSpan elapsed)
+    public static string Markdown(RunSettings settings, RotatedMnist data, IReadOnlyList<ModelRun> runs, string modelPath, string reloadCheck, TimeSpan elapsed, string plots)
     {
         var md = new StringBuilder();
         void Line(string text = "") => md.Append(text).Append('\n');
@@ -57,6 +80,9 @@ internal static class Report
         Line();
         Line("Validation accuracy is on the validation split after training (for the search: the best final candidate's). Training time is `Fit` of the whole pipeline, data reading included.");
         Line();
+        Line("## Plots");
+        Line();
+        md.Append(plots);
         Line("## Search history");
         Line();
         Line("Per generation, the best candidate (highest validation accuracy, then lowest validation loss); generation 0 is the initial all-D4 training.");
