@@ -137,7 +137,7 @@ internal static class Commands
         }
 
         EquinasProgress? last = null;
-        MulticlassPredictionTransformer<EquinasModelParameters> predictor;
+        EquinasPredictionTransformer predictor;
         try
         {
             predictor = await ProgressView.RunAsync($"training ({s.Mode}, top group {s.Group})", progress =>

@@ -60,6 +60,11 @@ public sealed class ScoreOnly
 /// <summary>The four kinds of feature column, and a clear error for every kind of bad input.</summary>
 public sealed class InputKindsAndErrorsTests
 {
+    private sealed class ScoresOnly
+    {
+        public float[] Score { get; set; } = [];
+    }
+
     private static EquivariantImageClassificationTrainer.Options Quick(Action<EquivariantImageClassificationTrainer.Options>? change = null)
     {
         var options = TrainerTests.Small(SearchMode.Fixed);
@@ -406,5 +411,29 @@ public sealed class InputKindsAndErrorsTests
         var model = Fit(lenient, data, Quick(o => o.Epochs = 0.5));
         Assert.NotNull(TrainerTests.FindModel(model));
         Assert.Contains(warnings, w => w.Contains("running on the CPU", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.Contains("torch.cuda.is_available() is false", StringComparison.Ordinal));
+
+        // The device is chosen again when the model loads: the same rules, from the loading context's settings.
+        string path = Path.Combine(Path.GetTempPath(), $"equinas-device-{Guid.NewGuid():N}.zip");
+        try
+        {
+            lenient.Model.Save(model, data.Schema, path);
+            var refused = Assert.ThrowsAny<Exception>(() => strict.Model.Load(path, out _)).GetBaseException();
+            Assert.IsType<NotSupportedException>(refused);
+            Assert.Contains("MLContext.GpuDeviceId is 0", refused.Message, StringComparison.Ordinal);
+            Assert.Contains("no CUDA device", refused.Message, StringComparison.Ordinal);
+
+            warnings.Clear();
+            var loaded = lenient.Model.Load(path, out _);
+            Assert.Contains(warnings, w => w.Contains("running on the CPU", StringComparison.Ordinal));
+            var scores = lenient.Data.CreateEnumerable<ScoresOnly>(loaded.Transform(data), reuseRowObject: false).ToList();
+            Assert.All(scores, s => Assert.Equal(1.0, s.Score.Sum(), 4));
+            (loaded as IDisposable)?.Dispose();
+        }
+        finally
+        {
+            File.Delete(path);
+            (model as IDisposable)?.Dispose();
+        }
     }
 }

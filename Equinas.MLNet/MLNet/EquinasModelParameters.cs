@@ -37,6 +37,10 @@ namespace Equinas.MLNet;
 /// A model is safe to use from several threads at once: one <see cref="PredictionEngine{TSrc, TDst}"/> per thread, or
 /// <c>Transform</c> over a shared transformer.
 /// </para>
+/// <para>
+/// The network runs on the device chosen from MLContext's <c>GpuDeviceId</c> and <c>FallbackToCpu</c> when the model
+/// is trained or loaded; it is saved as CPU tensors, so a model saved on one device loads on any.
+/// </para>
 /// </remarks>
 public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>, IValueMapper, IDisposable
 {
@@ -57,12 +61,15 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
     [System.Diagnostics.CodeAnalysis.SuppressMessage("Reliability", "CA2213", Justification = "The lock outlives Dispose on purpose: calls after disposal must still enter it to see the flag and throw ObjectDisposedException.")]
     private readonly ReaderWriterLockSlim _lifetime = new(LockRecursionPolicy.SupportsRecursion);
     private readonly DataViewType _inputType;
+    private readonly Device _device;
     private readonly VectorDataViewType _outputType;
     private bool _disposed;
+    private long _forwards;
 
-    private EquinasModelParameters(IHostEnvironment env, StoredNetwork network, InputSpec input, int classes, EquinasHistory history)
+    private EquinasModelParameters(IHostEnvironment env, StoredNetwork network, InputSpec input, int classes, EquinasHistory history, Device device)
         : base(env, RegistrationName)
     {
+        _device = device;
         _network = network;
         Input = input;
         ClassCount = classes;
@@ -71,8 +78,7 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         ParameterCount = network.Network.ParameterCount;
         _inputType = input.ColumnType();
         _outputType = new VectorDataViewType(NumberDataViewType.Single, classes);
-        using var ch = Host.Start("Device");
-        DeviceCheck.RequireCpu(env, ch);
+        SeededInit.MoveTo(network.Network, device);
         Prepare();
     }
 
@@ -101,10 +107,15 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         EquinasModelFile.CheckEntry(ArchitectureEntry, architecture, metadata.ArchitectureSha256, metadata.ArchitectureLength);
         EquinasModelFile.CheckEntry(WeightsEntry, weights, metadata.WeightsSha256, metadata.WeightsLength);
 
+        using (var ch = Host.Start("Device"))
+        {
+            _device = DeviceSelection.Resolve(env, ch);
+        }
+
         using (var a = new BinaryReader(new MemoryStream(architecture!)))
         using (var w = new BinaryReader(new MemoryStream(weights!)))
         {
-            _network = StoredNetwork.Load(a, w);
+            _network = StoredNetwork.Load(a, w, _device);
         }
 
         try
@@ -121,8 +132,6 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
             ParameterCount = _network.Network.ParameterCount;
             _inputType = Input.ColumnType();
             _outputType = new VectorDataViewType(NumberDataViewType.Single, ClassCount);
-            using var ch = Host.Start("Device");
-            DeviceCheck.RequireCpu(env, ch);
             Prepare();
         }
         catch
@@ -186,15 +195,15 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
     }
 
     /// <summary>
-    /// Finds the Equinas model in a fitted pipeline: the model of the first
-    /// <see cref="MulticlassPredictionTransformer{TModel}"/> of <see cref="EquinasModelParameters"/> in the chain (or
-    /// <paramref name="model"/> itself), or null when there is none.
+    /// Finds the Equinas model in a fitted pipeline: the model of the first <see cref="EquinasPredictionTransformer"/> in
+    /// the chain (or <paramref name="model"/> itself), or of a <see cref="MulticlassPredictionTransformer{TModel}"/> of
+    /// <see cref="EquinasModelParameters"/> (models saved by earlier versions load as one), or null when there is none.
     /// </summary>
     /// <param name="model">A transformer: the trainer's own, or a chain (nested chains are searched).</param>
     /// <returns>The model, or null.</returns>
     public static EquinasModelParameters? FindIn(ITransformer? model) => model switch
     {
-        MulticlassPredictionTransformer<EquinasModelParameters> p => p.Model,
+        IPredictionTransformer<EquinasModelParameters> p => p.Model,
         IEnumerable<ITransformer> chain => chain.Select(FindIn).FirstOrDefault(m => m is not null),
         _ => null,
     };
@@ -211,10 +220,11 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
     /// <exception cref="InvalidDataException">The file is not a complete zip, or an entry is missing, truncated or modified (the message names the file and the entry).</exception>
     public static void VerifyFile(string path) => EquinasModelFile.Verify(path);
 
-    internal static EquinasModelParameters Create(IHostEnvironment env, StoredNetwork network, InputSpec input, int classes, EquinasHistory history)
+    /// <summary>A model around a trained network, put on <paramref name="device"/> (the device it was trained on).</summary>
+    internal static EquinasModelParameters Create(IHostEnvironment env, StoredNetwork network, InputSpec input, int classes, EquinasHistory history, Device device)
     {
         Contracts.CheckValue(env, nameof(env));
-        return new EquinasModelParameters(env, network, input, classes, history);
+        return new EquinasModelParameters(env, network, input, classes, history, device);
     }
 
     internal static EquinasModelParameters Create(IHostEnvironment env, ModelLoadContext ctx)
@@ -294,6 +304,26 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
     }
 
     /// <summary>
+    /// Class probabilities for a batch of feature values (one forward pass), in row order: <see cref="ClassCount"/>
+    /// floats per row. <paramref name="firstRow"/> is the first value's row number, for messages about bad values.
+    /// </summary>
+    internal float[] ScoreRows<TSrc>(ReadOnlySpan<TSrc> values, long firstRow)
+    {
+        var read = Input.ReaderFor<TSrc>();
+        int size = Input.Size;
+        var pixels = new float[values.Length * size];
+        for (int i = 0; i < values.Length; i++)
+        {
+            read(values[i], pixels.AsSpan(i * size, size), firstRow + i);
+        }
+
+        return PredictBatch(pixels, values.Length);
+    }
+
+    /// <summary>How many forward passes this model has run (tests check that a Transform batches).</summary>
+    internal long ForwardCount => Interlocked.Read(ref _forwards);
+
+    /// <summary>
     /// Class probabilities for <paramref name="count"/> raw images (planar, C x H x W each, not yet normalised; the
     /// array is normalised in place). Thread-safe: gradients off and native memory released per call.
     /// </summary>
@@ -303,12 +333,12 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         try
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
+            Interlocked.Increment(ref _forwards);
             Input.Normalize(rawPixels.AsSpan(0, count * Input.Size));
             using var noGrad = torch.no_grad();
             using var scope = torch.NewDisposeScope();
             var images = torch.tensor(rawPixels, [count, Input.Channels, Input.Height, Input.Width]);
-            var probabilities = nn.functional.softmax(_network.Network.call(images), 1);
-            return probabilities.data<float>().ToArray();
+            return Probabilities(images).cpu().data<float>().ToArray();
         }
         finally
         {
@@ -316,11 +346,23 @@ public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>
         }
     }
 
-    /// <summary>Builds the inference caches now, so that concurrent first calls do not race.</summary>
+    /// <summary>The device the network predicts on (chosen from MLContext's GpuDeviceId when the model was made or loaded).</summary>
+    internal Device Device => _device;
+
+    /// <summary>
+    /// Softmax probabilities of normalised images (on any device; moved to the model's), left on the model's device in
+    /// the caller's dispose scope. The caller holds the lifetime lock and turns gradients off.
+    /// </summary>
+    internal Tensor Probabilities(Tensor images) =>
+        nn.functional.softmax(_network.Network.call(Search.Training.ImageDataset.To(images, _device)), 1);
+
+    /// <summary>Builds the inference caches now, so that concurrent first calls do not race (one forward, nothing read back).</summary>
     private void Prepare()
     {
         _network.Network.PrepareForInference();
-        PredictBatch(new float[Input.Size], 1);
+        using var noGrad = torch.no_grad();
+        using var scope = torch.NewDisposeScope();
+        Probabilities(torch.zeros(1, Input.Channels, Input.Height, Input.Width));
     }
 
     internal static IReadOnlyList<IReadOnlyDictionary<string, double>> ZByName(IReadOnlyList<string> members, IReadOnlyList<double[]> z) =>

@@ -74,8 +74,8 @@ namespace Equinas.MLNet;
 /// ]]></format>
 /// </remarks>
 public sealed partial class EquivariantImageClassificationTrainer
-    : TrainerEstimatorBase<MulticlassPredictionTransformer<EquinasModelParameters>, EquinasModelParameters>,
-    IEstimator<MulticlassPredictionTransformer<EquinasModelParameters>>
+    : TrainerEstimatorBase<EquinasPredictionTransformer, EquinasModelParameters>,
+    IEstimator<EquinasPredictionTransformer>
 {
     internal const string LoadName = "EquivariantImageClassification";
 
@@ -101,13 +101,13 @@ public sealed partial class EquivariantImageClassificationTrainer
     /// <summary>Trains a model on <paramref name="input"/>, validating on <see cref="Options.ValidationSet"/> or a split of it.</summary>
     /// <param name="input">The training data: a label key column and an image feature column.</param>
     /// <returns>The trained model as a prediction transformer.</returns>
-    public new MulticlassPredictionTransformer<EquinasModelParameters> Fit(IDataView input) => Fit(input, null);
+    public new EquinasPredictionTransformer Fit(IDataView input) => Fit(input, null);
 
     /// <summary>Trains a model on <paramref name="trainData"/>, validating (selecting candidates, updating z) on <paramref name="validationData"/>.</summary>
     /// <param name="trainData">The training data: a label key column and an image feature column.</param>
     /// <param name="validationData">Validation data with the same columns, or null for <see cref="Options.ValidationSet"/> or a split of the training data.</param>
     /// <returns>The trained model as a prediction transformer.</returns>
-    public MulticlassPredictionTransformer<EquinasModelParameters> Fit(IDataView trainData, IDataView? validationData)
+    public EquinasPredictionTransformer Fit(IDataView trainData, IDataView? validationData)
     {
         Host.CheckValue(trainData, nameof(trainData));
         var model = Train(trainData, validationData ?? _options.ValidationSet);
@@ -181,8 +181,8 @@ public sealed partial class EquivariantImageClassificationTrainer
     }
 
     /// <inheritdoc/>
-    protected override MulticlassPredictionTransformer<EquinasModelParameters> MakeTransformer(EquinasModelParameters model, DataViewSchema trainSchema) =>
-        new(Host, model, trainSchema, _options.FeatureColumnName, _options.LabelColumnName, DefaultColumnNames.Score, DefaultColumnNames.PredictedLabel);
+    protected override EquinasPredictionTransformer MakeTransformer(EquinasModelParameters model, DataViewSchema trainSchema) =>
+        EquinasPredictionTransformer.Create(Host, model, trainSchema, _options.FeatureColumnName, _options.LabelColumnName);
 
     private EquinasModelParameters Train(IDataView trainData, IDataView? validationData)
     {
@@ -198,9 +198,10 @@ public sealed partial class EquivariantImageClassificationTrainer
             token.ThrowIfCancellationRequested();
         }
 
-        using (var device = Host.Start("Device"))
+        TorchSharp.torch.Device device;
+        using (var deviceChannel = Host.Start("Device"))
         {
-            DeviceCheck.RequireCpu(Host, device);
+            device = DeviceSelection.Resolve(Host, deviceChannel);
         }
 
         int seed = o.Seed ?? Host.Rand.Next();
@@ -214,12 +215,12 @@ public sealed partial class EquivariantImageClassificationTrainer
         var reporter = new RunReporter(o.SearchMode, o.TopGroup.Name, o.Progress, ch, watch);
         int threads = TrainingThreads.Resolve(o.ThreadsPerWorker, candidates: o.SearchMode == SearchMode.Evolutionary);
         using var checkpoints = OpenCheckpoints(o, data, seed, threads, ch);
-        var run = ModeRuns.For(o.SearchMode).Run(new RunContext(o, template, data.Train, data.Validation, seed, reporter, token, threads, checkpoints));
+        var run = ModeRuns.For(o.SearchMode).Run(new RunContext(o, template, data.Train, data.Validation, seed, reporter, token, threads, checkpoints, device));
         try
         {
             var timings = new Dictionary<string, TimeSpan>(run.Timings ?? new Dictionary<string, TimeSpan>()) { ["data"] = dataTime, ["total"] = watch.Elapsed };
             var history = reporter.History(timings) with { Settings = o.Describe(seed, data.Train.Count, data.Validation.Count, threads) };
-            var model = EquinasModelParameters.Create(Host, new StoredNetwork(run.Network), data.Spec, data.Classes, history);
+            var model = EquinasModelParameters.Create(Host, new StoredNetwork(run.Network), data.Spec, data.Classes, history, device);
             ch.Info($"Trained in {watch.Elapsed.TotalSeconds:F1} s: layer groups {string.Join("-", model.LayerGroups)}, {model.ParameterCount} parameters.");
             return model;
         }

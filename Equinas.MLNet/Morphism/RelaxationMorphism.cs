@@ -49,7 +49,8 @@ internal static class RelaxationMorphism
         int fields = spec.Layers[layer].Fields;
         int r = g.IndexOf(subgroup);
 
-        var result = SeededInit.Overwritten(() => new GroupCnn(newSpec));
+        // Made on the parent's device: every tensor below is read from the parent and written into the child.
+        var result = SeededInit.Overwritten(() => new GroupCnn(newSpec), network.Device);
         try
         {
             using var scope = NewDisposeScope();

@@ -37,7 +37,11 @@ internal sealed class StoredNetwork : IDisposable
 
     public NetworkDescription Description { get; }
 
-    /// <summary>Writes the description (JSON) to <paramref name="architecture"/> and the weights to <paramref name="weights"/>.</summary>
+    /// <summary>
+    /// Writes the description (JSON) to <paramref name="architecture"/> and the weights to <paramref name="weights"/>.
+    /// The weights are written as CPU tensors whatever device the network is on (TorchSharp copies others to the CPU),
+    /// so what is saved on one device loads on any.
+    /// </summary>
     public void Save(BinaryWriter architecture, BinaryWriter weights)
     {
         ArgumentNullException.ThrowIfNull(architecture);
@@ -46,9 +50,12 @@ internal sealed class StoredNetwork : IDisposable
         Network.save(weights);
     }
 
-    /// <summary>Rebuilds a network from what <see cref="Save"/> wrote; the result is in evaluation mode.</summary>
+    /// <summary>
+    /// Rebuilds a network from what <see cref="Save"/> wrote, on <paramref name="device"/> (null: the CPU); the result is
+    /// in evaluation mode. The weights are read on the CPU and then moved.
+    /// </summary>
     /// <exception cref="InvalidDataException">The description is malformed or the weights do not fit it.</exception>
-    public static StoredNetwork Load(BinaryReader architecture, BinaryReader weights)
+    public static StoredNetwork Load(BinaryReader architecture, BinaryReader weights, TorchSharp.torch.Device? device = null)
     {
         ArgumentNullException.ThrowIfNull(architecture);
         ArgumentNullException.ThrowIfNull(weights);
@@ -75,6 +82,7 @@ internal sealed class StoredNetwork : IDisposable
             throw new InvalidDataException($"The stored weights do not fit the stored architecture ({description.Summary()}): {e.Message}", e);
         }
 
+        SeededInit.MoveTo(network, device);
         if (network is MixedGroupCnn mixed && description.FrozenZ is { } z)
         {
             mixed.FreezeZ(z);

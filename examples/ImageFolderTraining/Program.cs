@@ -69,7 +69,7 @@ Console.WriteLine($"Training ({arguments.Mode}) on {split.TrainSet.GetRowCount()
 var watch = Stopwatch.StartNew();
 var model = pipeline.Fit(split.TrainSet);
 Console.WriteLine($"Trained in {watch.Elapsed.TotalSeconds:F1} s");
-var parameters = model.OfType<MulticlassPredictionTransformer<EquinasModelParameters>>().Single().Model;
+var parameters = model.OfType<EquinasPredictionTransformer>().Single().Model;
 Console.WriteLine($"Layer groups: {string.Join(" -> ", parameters.LayerGroups)} ({parameters.ParameterCount:N0} parameters)");
 
 // 4. Evaluate on the held-out images.

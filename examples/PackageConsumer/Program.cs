@@ -31,7 +31,7 @@ var model = pipeline.Fit(trainData);
 
 var metrics = mlContext.MulticlassClassification.Evaluate(model.Transform(mlContext.Data.LoadFromEnumerable(test)));
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"Test accuracy {metrics.MicroAccuracy:P1}, log-loss {metrics.LogLoss:F3}"));
-var parameters = model.OfType<MulticlassPredictionTransformer<EquinasModelParameters>>().Single().Model;
+var parameters = model.OfType<EquinasPredictionTransformer>().Single().Model;
 Console.WriteLine($"Layer groups: {string.Join(" -> ", parameters.LayerGroups)}");
 
 string path = Path.Combine(Path.GetTempPath(), $"equinas-package-consumer-{Environment.ProcessId}.zip");

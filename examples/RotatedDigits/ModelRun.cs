@@ -30,10 +30,10 @@ internal sealed record ModelRun(
     }
 
     /// <summary>
-    /// Finds the Equinas model inside a fitted pipeline: the <see cref="MulticlassPredictionTransformer{TModel}"/> of
-    /// <see cref="EquinasModelParameters"/> somewhere in the (possibly nested) transformer chain.
+    /// Finds the Equinas model inside a fitted pipeline: the <see cref="EquinasPredictionTransformer"/> somewhere in the
+    /// (possibly nested) transformer chain.
     /// </summary>
     /// <exception cref="InvalidOperationException">The pipeline has no Equinas trainer output.</exception>
     public static EquinasModelParameters FindModel(ITransformer model) =>
-        EquinasModelParameters.FindIn(model) ?? throw new InvalidOperationException("The pipeline contains no MulticlassPredictionTransformer<EquinasModelParameters>.");
+        EquinasModelParameters.FindIn(model) ?? throw new InvalidOperationException("The pipeline contains no EquinasPredictionTransformer.");
 }

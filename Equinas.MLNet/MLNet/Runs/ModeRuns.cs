@@ -16,9 +16,9 @@ namespace Equinas.MLNet.Runs;
 /// </summary>
 internal sealed record RunContext(
     EquivariantImageClassificationTrainer.Options Options, NetworkSpec Template, ImageDataset Train, ImageDataset Validation,
-    int Seed, RunReporter Reporter, CancellationToken Token, int Threads = 1, CheckpointStore? Checkpoints = null)
+    int Seed, RunReporter Reporter, CancellationToken Token, int Threads = 1, CheckpointStore? Checkpoints = null, TorchSharp.torch.Device? Device = null)
 {
-    public TrainingOptions Training => Options.TrainingOptions();
+    public TrainingOptions Training => Options.TrainingOptions() with { Device = Device };
 }
 
 /// <summary>A trained network (owned by the caller) and the timings of the run that made it.</summary>
@@ -169,7 +169,7 @@ internal sealed class FixedRun : IModeRun
             throw new ArgumentException($"LayerGroups [{string.Join(", ", groups.Select(g => g.Name))}] do not fit Channels [{string.Join(", ", o.ChannelsOrDefault)}]: {e.Message}", nameof(o.LayerGroups), e);
         }
 
-        var network = SeededInit.Create(context.Seed, () => new GroupCnn(spec));
+        var network = SeededInit.Create(context.Seed, () => new GroupCnn(spec), context.Device);
         try
         {
             int total = (int)Math.Ceiling(o.Epochs);

@@ -40,6 +40,12 @@ internal abstract class EquivariantNetwork : EquivariantModule
     /// <summary>The group the logits are exactly invariant to (in training and evaluation mode).</summary>
     public abstract SymmetryGroup InvariantGroup { get; }
 
+    /// <summary>
+    /// The device the network's parameters are on (the CPU for a network without parameters). Inputs are moved here per
+    /// batch; every tensor a forward pass makes is made on the device of the tensors it reads.
+    /// </summary>
+    public Device Device => parameters().FirstOrDefault()?.device ?? TorchSharp.torch.CPU;
+
     /// <summary>Trainable scalars, architecture weights excluded.</summary>
     public long ParameterCount => WeightParameters().Sum(p => p.numel());
 

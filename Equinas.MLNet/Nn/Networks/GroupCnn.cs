@@ -159,7 +159,7 @@ internal sealed class GroupCnn : EquivariantNetwork
     /// <summary>A deep copy: the same architecture, weights, buffers and training/evaluation mode.</summary>
     public GroupCnn Clone()
     {
-        var copy = SeededInit.Overwritten(() => new GroupCnn(Spec));
+        var copy = SeededInit.Overwritten(() => new GroupCnn(Spec), Device);
         using (torch.no_grad())
         {
             var source = state_dict();

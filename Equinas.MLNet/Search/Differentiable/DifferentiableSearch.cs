@@ -140,7 +140,7 @@ internal sealed class DifferentiableSearch
             Resumed?.Invoke(this, history.ToArray());
         }
 
-        var network = SeededInit.Create(Options.Seed, () => new MixedGroupCnn(spec));
+        var network = SeededInit.Create(Options.Seed, () => new MixedGroupCnn(spec), Options.Training.Device);
         try
         {
             // Warm-up is not checkpointed: a resumed search restores the network (and its history) from the checkpoint.
@@ -178,7 +178,7 @@ internal sealed class DifferentiableSearch
 
             network.Dispose();
             var chain = Chain(argmax);
-            var retrained = SeededInit.Create(unchecked(Options.Seed + 1), () => new GroupCnn(template.WithGroups(chain)));
+            var retrained = SeededInit.Create(unchecked(Options.Seed + 1), () => new GroupCnn(template.WithGroups(chain)), Options.Training.Device);
             try
             {
                 var oneHot = chain.Select(g => spec.Members.Select(m => m == g ? 1.0 : 0.0).ToArray()).ToArray();
@@ -248,7 +248,7 @@ internal sealed class DifferentiableSearch
             }
 
             var shuffle = _shuffle ? StepRandom(7_000_001, 0) : null;
-            var (images, labels) = _data.Batch(_batches.Next());
+            var (images, labels) = _data.Batch(_batches.Next(), network.Device);
             _optimizer.zero_grad();
             nn.functional.cross_entropy(network.call(images), labels).backward();
             if (shuffle is not null)

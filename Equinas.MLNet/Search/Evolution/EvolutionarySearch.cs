@@ -107,7 +107,7 @@ internal sealed class EvolutionarySearch
                 var state = saved.State<EvolutionState>();
                 foreach (var candidate in state.Population)
                 {
-                    population.Add(Candidate.Restore(candidate, saved));
+                    population.Add(Candidate.Restore(candidate, saved, Options.Training.Device));
                 }
 
                 history.AddRange(state.History);
@@ -119,7 +119,7 @@ internal sealed class EvolutionarySearch
             else
             {
                 var initialSpec = template.WithGroups(NetworkPresets.Uniform(Options.TopGroup, template.Layers.Count));
-                var initial = new Candidate(nextId++, null, new CandidateChange(ChangeKind.Initial), SeededInit.Create(Options.Seed, () => new GroupCnn(initialSpec)));
+                var initial = new Candidate(nextId++, null, new CandidateChange(ChangeKind.Initial), SeededInit.Create(Options.Seed, () => new GroupCnn(initialSpec), Options.Training.Device));
                 population.Add(initial);
                 TrainAll(population, 0, Options.InitialEpochs ?? Options.EpochsPerGeneration, train, validation, executor, clock, cancellationToken);
                 initial.Survived = true;
@@ -382,11 +382,11 @@ internal sealed class EvolutionarySearch
         public static string WeightsEntry(int id) => $"network-{id}.weights";
 
         /// <summary>Rebuilds a survivor from a checkpoint.</summary>
-        public static Candidate Restore(SavedCandidate saved, Checkpoint checkpoint)
+        public static Candidate Restore(SavedCandidate saved, Checkpoint checkpoint, TorchSharp.torch.Device? device)
         {
             using var architecture = new BinaryReader(new MemoryStream(checkpoint.Entry(ArchitectureEntry(saved.Id)), writable: false));
             using var weights = new BinaryReader(new MemoryStream(checkpoint.Entry(WeightsEntry(saved.Id)), writable: false));
-            var stored = StoredNetwork.Load(architecture, weights);
+            var stored = StoredNetwork.Load(architecture, weights, device);
             if (stored.Network is not GroupCnn network)
             {
                 stored.Dispose();

@@ -79,6 +79,26 @@ internal sealed class ImageDataset : IDisposable
     }
 
     /// <summary>
+    /// <see cref="Batch(long[])"/> moved to <paramref name="device"/>: gathered where the data is (the CPU), then copied
+    /// over. The tensors belong to the caller's dispose scope.
+    /// </summary>
+    public (Tensor Images, Tensor Labels) Batch(long[] rows, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(device);
+        using var scope = NewDisposeScope();
+        var (images, labels) = Batch(rows);
+        return (To(images, device).MoveToOuterDisposeScope(), To(labels, device).MoveToOuterDisposeScope());
+    }
+
+    /// <summary><paramref name="tensor"/> on <paramref name="device"/>: itself when it is there already, else a copy.</summary>
+    public static Tensor To(Tensor tensor, Device device)
+    {
+        ArgumentNullException.ThrowIfNull(tensor);
+        ArgumentNullException.ThrowIfNull(device);
+        return tensor.device_type == device.type && (device.index < 0 || tensor.device_index == device.index) ? tensor : tensor.to(device);
+    }
+
+    /// <summary>
     /// Splits off a validation part of <paramref name="validationFraction"/> of the rows, stratified by class so that
     /// every class keeps its share, with a seeded shuffle. Both parts are new datasets.
     /// </summary>

@@ -108,13 +108,14 @@ internal sealed class NetworkTrainer
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(sampler);
         network.train();
+        var device = network.Device;
         double lossSum = 0;
         long correct = 0, seen = 0;
         for (int b = 0; b < batches; b++)
         {
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
-            var (images, labels) = data.Batch(sampler.Next());
+            var (images, labels) = data.Batch(sampler.Next(), device);
             architecture?.BeforeWeightStep(network);
             var (loss, right, n) = Step(network, optimizer, images, labels);
             lossSum += loss;
@@ -133,6 +134,7 @@ internal sealed class NetworkTrainer
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(data);
         network.eval();
+        var device = network.Device;
         using var noGrad = torch.no_grad();
         double lossSum = 0;
         long correct = 0;
@@ -141,8 +143,8 @@ internal sealed class NetworkTrainer
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             long end = Math.Min(start + batchSize, data.Count);
-            var logits = network.call(data.Images.narrow(0, start, end - start));
-            var labels = data.Labels.narrow(0, start, end - start);
+            var logits = network.call(ImageDataset.To(data.Images.narrow(0, start, end - start), device));
+            var labels = ImageDataset.To(data.Labels.narrow(0, start, end - start), device);
             lossSum += nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).item<float>();
             correct += logits.argmax(1).eq(labels).sum().item<long>();
         }

@@ -57,12 +57,13 @@ internal static class NormCalibration
             new Random(seed).Shuffle(rows);
             int count = Math.Min(images, data.Count);
             network.train();
+            var device = network.parameters().FirstOrDefault()?.device ?? CPU;
             using var noGrad = torch.no_grad();
             for (int start = 0; start < count; start += batchSize)
             {
                 using var scope = NewDisposeScope();
                 var index = torch.tensor(rows.AsSpan(start, Math.Min(batchSize, count - start)).ToArray(), device: data.Images.device);
-                network.call(data.Images.index_select(0, index));
+                network.call(ImageDataset.To(data.Images.index_select(0, index), device));
             }
         }
         finally

@@ -38,6 +38,12 @@ internal sealed record TrainingOptions
     /// </summary>
     public int NormCalibrationImages { get; init; } = 1024;
 
+    /// <summary>
+    /// The device networks are made on and trained on (null: the CPU). The data stays on the CPU; each batch is moved to
+    /// the network's device.
+    /// </summary>
+    public Device? Device { get; init; }
+
     /// <summary>Throws when a setting is out of range, naming it.</summary>
     public void Validate()
     {
