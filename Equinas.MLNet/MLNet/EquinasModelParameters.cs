@@ -38,7 +38,7 @@ namespace Equinas.MLNet;
 /// <c>Transform</c> over a shared transformer.
 /// </para>
 /// </remarks>
-public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>, IValueMapper, IDisposable
+public sealed partial class EquinasModelParameters : ModelParametersBase<VBuffer<float>>, IValueMapper, IDisposable
 {
     internal const string LoaderSignature = "EquinasImageClassifier";
     internal const string RegistrationName = "EquinasModelParameters";
