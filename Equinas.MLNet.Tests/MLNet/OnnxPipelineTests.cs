@@ -106,22 +106,21 @@ public sealed class OnnxPipelineTests(TrainedDigits trained) : IClassFixture<Tra
         }
     }
 
-    [Fact]
-    public void ConvertToOnnx_exports_the_pipeline_with_Score_and_PredictedLabel_as_MLNet_computes_them()
+    /// <summary>ML.NET's export of <paramref name="model"/> run by ONNX Runtime row by row gives ML.NET's Score and PredictedLabel.</summary>
+    private void AssertConvertToOnnxScoresLikeMLNet(ITransformer model, IDataView data, IReadOnlyList<DigitRow> rows)
     {
         var ml = trained.Ml;
-        var data = ml.Data.LoadFromEnumerable(trained.Test);
         using var stream = new MemoryStream();
-        ml.Model.ConvertToOnnx(trained.Model, data, stream);
-        var expected = MLNetScores(trained.Model, data);
+        ml.Model.ConvertToOnnx(model, data, stream);
+        var expected = MLNetScores(model, data);
 
         using var options = new SessionOptions { IntraOpNumThreads = 1, InterOpNumThreads = 1 };
         using var session = new InferenceSession(stream.ToArray(), options);
         Assert.Contains("Score.output", session.OutputMetadata.Keys);
         Assert.Contains("PredictedLabel.output", session.OutputMetadata.Keys);
-        for (int i = 0; i < trained.Test.Count; i++)
+        for (int i = 0; i < rows.Count; i++)
         {
-            var row = trained.Test[i];
+            var row = rows[i];
             var inputs = new List<NamedOnnxValue>();
             foreach (var (name, meta) in session.InputMetadata)
             {
@@ -139,6 +138,35 @@ public sealed class OnnxPipelineTests(TrainedDigits trained) : IClassFixture<Tra
             var predicted = results.Single(r => r.Name == "PredictedLabel.output").AsEnumerable<uint>().Single();
             AssertClose(expected[i].Score, score, $"row {i}");
             Assert.Equal(expected[i].PredictedLabel, predicted);
+        }
+    }
+
+    [Fact]
+    public void ConvertToOnnx_exports_the_pipeline_with_Score_and_PredictedLabel_as_MLNet_computes_them()
+    {
+        AssertConvertToOnnxScoresLikeMLNet(trained.Model, trained.Ml.Data.LoadFromEnumerable(trained.Test), trained.Test);
+    }
+
+    [Fact]
+    public void ConvertToOnnx_exports_a_model_trained_on_a_flat_vector_with_the_shape_in_the_options()
+    {
+        var ml = trained.Ml;
+        var options = TrainerTests.Small(SearchMode.Fixed);
+        options.Epochs = 1;
+        options.Channels = [8, 8];
+        options.ImageHeight = 28;
+        options.ImageWidth = 28;
+        static FlatRow Flat(DigitRow r) => new() { Features = r.Features, Digit = r.Digit };
+        var model = Digits.MapLabel(ml).Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(options))
+            .Fit(ml.Data.LoadFromEnumerable(Digits.Rows(0, 60, 0, 1).Select(Flat).ToList()));
+        try
+        {
+            var test = Digits.Rows(2, 4, 0, 1);
+            AssertConvertToOnnxScoresLikeMLNet(model, ml.Data.LoadFromEnumerable(test.Select(Flat).ToList()), test);
+        }
+        finally
+        {
+            (model as IDisposable)?.Dispose();
         }
     }
 
@@ -221,6 +249,35 @@ public sealed class OnnxPipelineTests(TrainedDigits trained) : IClassFixture<Tra
                 using var results = session.Run(new[] { NamedOnnxValue.CreateFromTensor("pixels", new DenseTensor<float>(pixels, new[] { 1, 3, 28, 28 })) });
                 AssertClose(expected[i].Score, results.Single().AsEnumerable<float>().ToArray(), $"row {i}");
             }
+        }
+        finally
+        {
+            (model as IDisposable)?.Dispose();
+        }
+    }
+
+    [Fact]
+    public void An_encoded_bytes_model_refuses_ConvertToOnnx_clearly()
+    {
+        var ml = new MLContext(seed: 1);
+        var rows = Digits.Rows(0, 30, 0, 1).Select(r => new BytesRow { Bytes = Equinas.Data.ShippedDigits.EncodePng(r.Features), Digit = r.Digit }).ToList();
+        var options = TrainerTests.Small(SearchMode.Fixed);
+        options.Epochs = 1;
+        options.Channels = [8, 8];
+        options.FeatureColumnName = nameof(BytesRow.Bytes);
+        options.ImageHeight = 28;
+        options.ImageWidth = 28;
+        options.ImageChannels = 1;
+        var data = ml.Data.LoadFromEnumerable(rows);
+        var model = Digits.MapLabel(ml).Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(options)).Fit(data);
+        try
+        {
+            var e = Assert.Throws<NotSupportedException>(() => ml.Model.ConvertToOnnx(model, data, new MemoryStream()));
+            Assert.Contains("encoded image bytes column 'Bytes'", e.Message, StringComparison.Ordinal);
+            Assert.Contains("SaveAsOnnx", e.Message, StringComparison.Ordinal);
+            using var stream = new MemoryStream();
+            EquinasModelParameters.FindIn(model)!.SaveAsOnnx(stream);
+            Assert.True(stream.Length > 0);
         }
         finally
         {
