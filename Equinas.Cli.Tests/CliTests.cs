@@ -56,8 +56,23 @@ public sealed class CliTests(ITestOutputHelper output)
 
             Assert.Contains("](validation-accuracy.png)", File.ReadAllText(Path.Combine(root, "report2", "report.md")), StringComparison.Ordinal);
 
+            // The network alone as ONNX, into a folder that does not exist yet; written atomically.
+            var onnx = Path.Combine(root, "onnx", "model.onnx");
+            Assert.Equal(0, Run("export", "--model", model, "--onnx", onnx));
+            Assert.Contains("input 'pixels': float[N, 1, 28, 28]", _lastOutput, StringComparison.Ordinal);
+            Assert.Contains("output 'probabilities': float[N, ", _lastOutput, StringComparison.Ordinal);
+            var proto = global::Onnx.ModelProto.Parser.ParseFrom(File.ReadAllBytes(onnx));
+            Assert.Equal("pixels", Assert.Single(proto.Graph.Input).Name);
+            Assert.Equal("probabilities", Assert.Single(proto.Graph.Output).Name);
+            Assert.Equal(new[] { "model.onnx" }, Directory.GetFiles(Path.Combine(root, "onnx")).Select(Path.GetFileName).ToArray());
+
             // Bad input: one error line and a non-zero exit code, no model written.
             var missing = Path.Combine(root, "missing.zip");
+            var noOnnx = Path.Combine(root, "missing.onnx");
+            Assert.NotEqual(0, Run("export", "--model", missing, "--onnx", noOnnx));
+            Assert.False(File.Exists(noOnnx));
+            Assert.NotEqual(0, Run("export", "--model", model));
+            Assert.NotEqual(0, Run("export", "--model", model, "--onnx", root));
             Assert.NotEqual(0, Run("train", "--data", Path.Combine(root, "no-such-folder"), "--out", missing));
             Assert.False(File.Exists(missing));
         }

@@ -16,6 +16,7 @@ internal static class Cli
         root.Subcommands.Add(EvaluateCommand());
         root.Subcommands.Add(PredictCommand());
         root.Subcommands.Add(ReportCommand());
+        root.Subcommands.Add(ExportCommand());
         root.Subcommands.Add(ExportDigitsCommand());
         return root;
     }
@@ -106,6 +107,15 @@ internal static class Cli
         var output = new Option<string>("--out", "-o") { Description = "Folder to write the PNG plots and report.md into.", DefaultValueFactory = _ => "equinas-report" };
         var command = new Command("report", "Plots and a markdown report of how a model's architecture was found.") { model, output };
         command.SetAction((result, token) => Guard(() => Commands.ReportAsync(result.GetValue(model)!, result.GetValue(output)!)));
+        return command;
+    }
+
+    private static Command ExportCommand()
+    {
+        var model = ModelOption();
+        var onnx = new Option<string>("--onnx") { Description = "The ONNX file to write (atomically): the network alone, input 'pixels' float[N, C, H, W], output 'probabilities' float[N, classes].", Required = true };
+        var command = new Command("export", "Export a model's network as an ONNX model (for ONNX Runtime and other ONNX tools).") { model, onnx };
+        command.SetAction((result, token) => Guard(() => Commands.ExportAsync(result.GetValue(model)!, result.GetValue(onnx)!)));
         return command;
     }
 

@@ -319,6 +319,42 @@ internal static class Commands
         }
     }
 
+    public static Task<int> ExportAsync(string modelPath, string onnxPath)
+    {
+        if (string.IsNullOrWhiteSpace(onnxPath))
+        {
+            throw new ArgumentException("--onnx: give the .onnx file to write.");
+        }
+
+        string full = Path.GetFullPath(onnxPath);
+        if (Directory.Exists(full))
+        {
+            throw new ArgumentException($"--onnx {onnxPath}: that is a folder; give the .onnx file to write.");
+        }
+
+        var ml = new MLContext(seed: 1);
+        var (model, run) = ModelFile.Load(ml, modelPath, out var inputSchema);
+        try
+        {
+            var parameters = ImagePipeline.FindModel(model) ?? throw new InvalidDataException($"'{modelPath}' holds no Equinas model.");
+            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+            parameters.SaveAsOnnx(full);
+            var (c, h, w) = parameters.InputShape;
+            var names = ImagePipeline.ClassNames(model.GetOutputSchema(inputSchema), parameters.ClassCount);
+            string pixels = run is null
+                ? "the pixels as the model's feature column holds them, before normalisation (done in the graph)"
+                : $"the image resized to {h} x {w}, {(run.Rgb ? "R, G, B planes" : "grey")}, 8-bit values / 255 (as train's ExtractPixels made them); normalisation is done in the graph";
+            Output.Info($"wrote {full} ({new FileInfo(full).Length:N0} bytes, ONNX opset 18)");
+            Output.Info($"input 'pixels': float[N, {c}, {h}, {w}]: {pixels}");
+            Output.Info($"output 'probabilities': float[N, {parameters.ClassCount}], classes in the order {string.Join(", ", names)}");
+            return Task.FromResult(0);
+        }
+        finally
+        {
+            (model as IDisposable)?.Dispose();
+        }
+    }
+
     public static Task<int> ExportDigitsAsync(string data, string split, int? count, string output)
     {
         var source = DataSource.Parse(data);

@@ -95,7 +95,10 @@ internal static class ModelFile
     }
 
     /// <summary>Loads a model zip with its CLI run entry (null for models saved by other programs).</summary>
-    public static (ITransformer Model, RunInfo? Run) Load(MLContext ml, string path)
+    public static (ITransformer Model, RunInfo? Run) Load(MLContext ml, string path) => Load(ml, path, out _);
+
+    /// <summary>Loads a model zip with its CLI run entry (null for models saved by other programs) and its input schema.</summary>
+    public static (ITransformer Model, RunInfo? Run) Load(MLContext ml, string path, out DataViewSchema inputSchema)
     {
         if (!File.Exists(path))
         {
@@ -104,7 +107,7 @@ internal static class ModelFile
 
         // Names a damaged entry in the first message (ML.NET's loader would wrap it in reflection exceptions).
         Equinas.MLNet.EquinasModelParameters.VerifyFile(path);
-        var model = ml.Model.Load(path, out _);
+        var model = ml.Model.Load(path, out inputSchema);
         RunInfo? run = null;
         using (var zip = ZipFile.OpenRead(path))
         {

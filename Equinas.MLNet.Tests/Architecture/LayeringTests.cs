@@ -86,5 +86,8 @@ public sealed class LayeringTests
         Assert.Contains("Equinas.MLNet.EquivariantImageClassificationTrainer", Integration);
         var engineTypes = Types.InAssembly(Library).That().ResideInNamespace("Equinas.MLNet.Search").GetTypes().Count();
         Assert.True(engineTypes > 10, $"{engineTypes} Search types seen");
+        // The ONNX export sits in the Persistence layer (it writes the network; ML.NET's export context is adapted in the integration).
+        var onnxTypes = Types.InAssembly(Library).That().ResideInNamespace("Equinas.MLNet.Persistence.Onnx").GetTypes().Count();
+        Assert.True(onnxTypes >= 3, $"{onnxTypes} Persistence.Onnx types seen");
     }
 }

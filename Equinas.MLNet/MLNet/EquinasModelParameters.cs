@@ -42,7 +42,7 @@ namespace Equinas.MLNet;
 /// is trained or loaded; it is saved as CPU tensors, so a model saved on one device loads on any.
 /// </para>
 /// </remarks>
-public sealed class EquinasModelParameters : ModelParametersBase<VBuffer<float>>, IValueMapper, IDisposable
+public sealed partial class EquinasModelParameters : ModelParametersBase<VBuffer<float>>, IValueMapper, IDisposable
 {
     internal const string LoaderSignature = "EquinasImageClassifier";
     internal const string RegistrationName = "EquinasModelParameters";

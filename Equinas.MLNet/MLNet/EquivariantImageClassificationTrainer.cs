@@ -56,7 +56,7 @@ namespace Equinas.MLNet;
 /// | Is normalization required? | No (done inside the model) |
 /// | Is caching required? | No (the images are read once into memory) |
 /// | Required NuGet in addition to Microsoft.ML | Equinas.MLNet, Microsoft.ML.ImageAnalytics, and one libtorch backend (for example libtorch-cpu-linux-x64) |
-/// | Exportable to ONNX | No |
+/// | Exportable to ONNX | Yes: `EquinasModelParameters.SaveAsOnnx` (the network alone), and `ConvertToOnnx` where the features reach the trainer as a float vector (not through image transforms, not an image or bytes column) |
 ///
 /// ### Training Algorithm Details
 /// Every conv layer of the network is equivariant to a subgroup of D4 (rotations by quarter turns and the four

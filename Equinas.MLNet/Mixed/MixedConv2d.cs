@@ -290,6 +290,21 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
         return filter!.MoveToOuterDisposeScope();
     }
 
+    /// <summary>
+    /// The summed filter an evaluation-mode forward convolves with (the cached one, built now if needed), as a new
+    /// tensor handle owned by the caller's dispose scope: what an exporter writes out.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The layer is in training mode (its forward then mixes afresh every call).</exception>
+    public Tensor EvaluationFilter()
+    {
+        if (training)
+        {
+            throw new InvalidOperationException("MixedConv2d is in training mode; its evaluation filter exists only in evaluation mode (call eval() first).");
+        }
+
+        return CachedFilter().clone();
+    }
+
     public override Tensor forward(Tensor input) => Forward(input, null);
 
     /// <summary>

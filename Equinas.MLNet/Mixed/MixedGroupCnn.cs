@@ -46,6 +46,9 @@ internal sealed class MixedBlock : nn.Module<Tensor, Tensor>
 
     public MixedBatchNorm Norm => norm;
 
+    /// <summary>The pooling after the block, or null.</summary>
+    public EquivariantPool2d? Pool => _pool;
+
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
@@ -130,6 +133,15 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
 
     /// <summary>Invariant features the head reads: the last layer's T-fields, <c>LastChannels / |T|</c>, for every z.</summary>
     public int HeadFeatures { get; }
+
+    /// <summary>The head's hidden linear layer, or null when the head is a single linear layer.</summary>
+    public Linear? Hidden => hidden;
+
+    /// <summary>The batch norm after the hidden layer, or null.</summary>
+    public BatchNorm1d? HeadNorm => headNorm;
+
+    /// <summary>The last linear layer (the logits).</summary>
+    public Linear Output => output;
 
     /// <inheritdoc/>
     public override NetworkKind Kind => NetworkKind.Mixed;

@@ -12,6 +12,7 @@ var benchmarks = new Dictionary<string, Func<BenchmarkOptions, int>>(StringCompa
     ["memory"] = MemoryBenchmark.Run,
     ["mlnet"] = MLNetBenchmark.Run,
     ["mlnet-memory"] = MLNetMemoryBenchmark.Run,
+    ["onnx"] = OnnxBenchmark.Run,
     ["search"] = SearchBenchmark.Run,
     ["precision"] = PrecisionBenchmark.Run,
     ["evolution"] = EvolutionExperiment.Run,

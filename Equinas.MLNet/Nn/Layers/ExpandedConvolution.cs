@@ -76,6 +76,22 @@ internal abstract class ExpandedConvolution : EquivariantModule
         base.train(on);
     }
 
+    /// <summary>
+    /// The filter and bias an evaluation-mode forward convolves with (the frozen ones when set, else a fresh expansion),
+    /// as new tensors without gradients owned by the caller's dispose scope: what an exporter writes out.
+    /// </summary>
+    public (Tensor Filter, Tensor? Bias) InferenceFilter()
+    {
+        using var noGrad = torch.no_grad();
+        if (_frozen.IsSet && !training)
+        {
+            return (_frozen.Filter!.clone(), _frozen.Bias?.clone());
+        }
+
+        var (filter, bias) = Expand();
+        return (filter.detach(), bias?.detach());
+    }
+
     /// <summary>The expanded conv2d filter and bias of the current weights.</summary>
     protected abstract (Tensor Filter, Tensor? Bias) Expand();
 

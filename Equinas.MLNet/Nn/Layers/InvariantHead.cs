@@ -49,6 +49,15 @@ internal sealed class InvariantHead : EquivariantModule
     /// <summary>The first linear layer, which reads the pooled fields.</summary>
     public Linear FirstLinear => hidden ?? output;
 
+    /// <summary>The hidden linear layer, or null when the head is a single linear layer.</summary>
+    public Linear? Hidden => hidden;
+
+    /// <summary>The batch norm after the hidden layer, or null.</summary>
+    public BatchNorm1d? HiddenNorm => norm;
+
+    /// <summary>The last linear layer (the logits).</summary>
+    public Linear Output => output;
+
     public override SymmetryGroup? InputGroup => Group;
 
     public override SymmetryGroup? OutputGroup => null;

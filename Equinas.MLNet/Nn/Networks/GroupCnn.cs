@@ -57,6 +57,9 @@ internal sealed class GroupCnnBlock : EquivariantModule
 
     public bool Pools => _pool is not null;
 
+    /// <summary>The pooling after the block, or null.</summary>
+    public EquivariantPool2d? Pool => _pool;
+
     public override SymmetryGroup? InputGroup => PreviousGroup;
 
     public override SymmetryGroup? OutputGroup => Layer.Group;
