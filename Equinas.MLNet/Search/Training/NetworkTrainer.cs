@@ -141,7 +141,7 @@ internal sealed class NetworkTrainer
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             long end = Math.Min(start + batchSize, data.Count);
-            var logits = network.call(data.Images.narrow(0, start, end - start));
+            var logits = network.call(data.Slice(start, end - start));
             var labels = data.Labels.narrow(0, start, end - start);
             lossSum += nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).item<float>();
             correct += logits.argmax(1).eq(labels).sum().item<long>();

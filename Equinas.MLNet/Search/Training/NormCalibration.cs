@@ -61,8 +61,7 @@ internal static class NormCalibration
             for (int start = 0; start < count; start += batchSize)
             {
                 using var scope = NewDisposeScope();
-                var index = torch.tensor(rows.AsSpan(start, Math.Min(batchSize, count - start)).ToArray(), device: data.Images.device);
-                network.call(data.Images.index_select(0, index));
+                network.call(data.Gather(rows.AsSpan(start, Math.Min(batchSize, count - start)).ToArray()));
             }
         }
         finally
