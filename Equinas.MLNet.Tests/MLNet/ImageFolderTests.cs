@@ -303,19 +303,30 @@ public sealed class ImageFolderTests(ITestOutputHelper output)
         }
     }
 
-    [Fact]
-    public void A_model_trained_on_images_decoded_on_demand_equals_the_in_memory_one_bit_for_bit()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_model_trained_on_images_decoded_on_demand_equals_the_in_memory_one_bit_for_bit(bool validationSet)
     {
         using var folder = new TestFolder(perLabel: 14, broken: false);
-        var rows = folder.Rows();
+        var all = folder.Rows();
+        var rows = validationSet ? all.Where((_, i) => i % 4 != 0).ToList() : all;
+        var held = all.Where((_, i) => i % 4 == 0).ToList();
         float[][] Train(int cacheMegabytes, out bool lazy)
         {
             var ml = new MLContext(seed: 1);
             bool spilled = false;
             ml.Log += (_, e) => spilled |= e.RawMessage.Contains("decoded on demand", StringComparison.Ordinal);
             var data = ml.Data.LoadFromEnumerable(rows);
-            // Validation through a second view: both sets are read, the bound covers both.
-            var model = Bytes(ml).Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(Options(o => { o.ImageCacheMegabytes = cacheMegabytes; o.ResizeMode = ImageResizeMode.Crop; }))).Fit(data);
+            var prepare = Bytes(ml).Fit(data);
+            // With a validation set both sets are read, and the bound covers both.
+            var trainer = ml.MulticlassClassification.Trainers.EquivariantImageClassification(Options(o =>
+            {
+                o.ImageCacheMegabytes = cacheMegabytes;
+                o.ResizeMode = ImageResizeMode.Crop;
+                o.ValidationSet = validationSet ? prepare.Transform(ml.Data.LoadFromEnumerable(held)) : null;
+            }));
+            var model = Bytes(ml).Append(trainer).Fit(data);
             var scores = ml.Data.CreateEnumerable<ScoreOnly>(model.Transform(ml.Data.LoadFromEnumerable(rows.Take(12))), reuseRowObject: false).Select(s => s.Score).ToArray();
             EquinasModelParameters.FindIn(model)!.Dispose();
             lazy = spilled;

@@ -64,8 +64,10 @@ internal sealed class TrainingData : IDisposable
 
         spec = raw.Sums.Apply();
         var names = DatasetReader.KeyNames(trainData.Schema, o.LabelColumnName);
-        // One cache for both sets: the bound is for all decoded images together.
-        var cache = new DecodedImageCache(bound);
+        // The bound is for all decoded images together: training images held in memory leave the rest to the
+        // validation images; training images decoded on demand share one cache of the whole bound with them.
+        long left = raw.Spill is not null ? bound : Math.Max(0, bound - raw.HeldBytes);
+        var cache = new DecodedImageCache(left);
         ImageDataset? all = null, validation = null;
         try
         {
@@ -73,8 +75,8 @@ internal sealed class TrainingData : IDisposable
             if (validationData is not null)
             {
                 CheckLabelCounts(raw.Labels, classes, names, null, ch);
-                long left = all.IsLazy ? 0 : Math.Max(0, bound - raw.HeldBytes);
-                validation = ReadValidation(trainData, validationData, spec, classes, o, ch, checkAlive, left, cache);
+                // Lazy training images: the validation images are decoded on demand too, through the same cache.
+                validation = ReadValidation(trainData, validationData, spec, classes, o, ch, checkAlive, all.IsLazy ? 0 : left, cache);
                 var data = new TrainingData(spec, classes, all, validation);
                 all = null;
                 validation = null;
