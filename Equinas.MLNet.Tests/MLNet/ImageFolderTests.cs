@@ -340,6 +340,40 @@ public sealed class ImageFolderTests(ITestOutputHelper output)
         Assert.Equal(inMemory, onDemand);
     }
 
+    [Theory]
+    [InlineData(SearchMode.Evolutionary)]
+    [InlineData(SearchMode.Differentiable)]
+    public void Searches_on_pixels_decoded_on_demand_equal_the_in_memory_ones_bit_for_bit(SearchMode mode)
+    {
+        // A pixel column (the scratch file then holds raw floats), and the searches' parallel candidates and alpha steps
+        // reading the lazy dataset from several threads.
+        var rows = Digits.Rows(0, 160, 0, 1, 2);
+        var test = Digits.Rows(2, 10, 0, 1, 2);
+        float[][] Train(int cacheMegabytes, out bool lazy)
+        {
+            var ml = new MLContext(seed: 1);
+            bool spilled = false;
+            ml.Log += (_, e) => spilled |= e.RawMessage.Contains("decoded on demand", StringComparison.Ordinal);
+            var options = TrainerTests.Small(mode);
+            options.Channels = [8, 8];
+            options.Epochs = 1;
+            options.Workers = 2;
+            options.ThreadsPerWorker = 1;
+            options.ImageCacheMegabytes = cacheMegabytes;
+            var model = Digits.MapLabel(ml).Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(options)).Fit(ml.Data.LoadFromEnumerable(rows));
+            var scores = ml.Data.CreateEnumerable<ScoreOnly>(model.Transform(ml.Data.LoadFromEnumerable(test)), reuseRowObject: false).Select(s => s.Score).ToArray();
+            EquinasModelParameters.FindIn(model)!.Dispose();
+            lazy = spilled;
+            return scores;
+        }
+
+        var inMemory = Train(EquivariantImageClassificationTrainer.Defaults.ImageCacheMegabytes, out bool lazyA);
+        var onDemand = Train(0, out bool lazyB);
+        Assert.False(lazyA);
+        Assert.True(lazyB);
+        Assert.Equal(inMemory, onDemand);
+    }
+
     [Fact]
     public void An_image_column_without_a_fixed_size_is_resized_and_an_unloadable_file_is_skipped()
     {
