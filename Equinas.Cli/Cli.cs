@@ -21,7 +21,7 @@ internal static class Cli
         return root;
     }
 
-    private const string DataHelp = "digits, rotated-digits, augmented-digits:GROUP, or an image folder with one sub-folder per label (PNG/JPEG files)";
+    private const string DataHelp = "digits, rotated-digits, augmented-digits:GROUP, or an image folder with one sub-folder per label (PNG/JPEG/BMP files, nested folders allowed)";
 
     private static Command TrainCommand()
     {
@@ -41,6 +41,10 @@ internal static class Cli
         var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => TrainerDefaults.BatchSize };
         var size = new Option<int>("--size") { Description = "Images are resized to SIZE x SIZE.", DefaultValueFactory = _ => 28 };
         var rgb = new Option<bool>("--rgb") { Description = "Use the three colour channels instead of grey." };
+        var resize = new Option<string>("--resize") { Description = "How images of another size or shape become SIZE x SIZE: stretch (scale each side), pad (fit inside, black bands) or crop (cover, keep the centre).", DefaultValueFactory = _ => "stretch" };
+        resize.AcceptOnlyFromAmong("stretch", "pad", "crop");
+        var strict = new Option<bool>("--strict") { Description = "Stop with an error naming the file at the first image that does not decode (default: skip such files with a warning)." };
+        var cache = new Option<int>("--image-cache-mb") { Description = $"Memory bound for decoded images in MB: larger folders are decoded on demand through a cache of this size (default {TrainerDefaults.ImageCacheMegabytes}).", DefaultValueFactory = _ => TrainerDefaults.ImageCacheMegabytes };
         var seed = new Option<int>("--seed", "-s") { Description = "Seed of initialisation and data order.", DefaultValueFactory = _ => 1 };
         var output = new Option<string>("--out", "-o") { Description = "Model zip to write (atomically).", DefaultValueFactory = _ => "equinas-model.zip" };
         var report = new Option<string?>("--report") { Description = "Folder to write the report (PNG plots and report.md) into after training." };
@@ -49,7 +53,7 @@ internal static class Cli
         var threadsPerWorker = new Option<int?>("--threads-per-worker") { Description = $"libtorch threads per training (results depend on it; default for evolve {TrainerDefaults.ThreadsPerWorker} here, else libtorch's own)." };
         var command = new Command("train", "Train a model and save it as an ML.NET model zip.")
         {
-            data, mode, groups, group, generations, population, epochsPerGeneration, epochs, alphaLr, retrain, warmup, channels, batch, size, rgb, seed, output, report, checkpoint, workers, threadsPerWorker,
+            data, mode, groups, group, generations, population, epochsPerGeneration, epochs, alphaLr, retrain, warmup, channels, batch, size, rgb, resize, strict, cache, seed, output, report, checkpoint, workers, threadsPerWorker,
         };
         command.SetAction((result, token) => Guard(() => Commands.TrainAsync(
             new TrainSettings
@@ -69,6 +73,9 @@ internal static class Cli
                 BatchSize = result.GetValue(batch),
                 Size = result.GetValue(size),
                 Rgb = result.GetValue(rgb),
+                Resize = result.GetValue(resize)!,
+                Strict = result.GetValue(strict),
+                ImageCacheMegabytes = result.GetValue(cache),
                 Seed = result.GetValue(seed),
                 Out = result.GetValue(output)!,
                 Report = result.GetValue(report),
@@ -171,6 +178,9 @@ internal static class Output
 
     /// <summary>A plain line (no wrapping at the console width, so redirected output keeps one line per message).</summary>
     public static void Info(string message) => Console.WriteLine(message);
+
+    /// <summary>A warning line.</summary>
+    public static void Warning(string message) => Console.WriteLine($"warning: {message}");
 
     public static void Heading(string message) => AnsiConsole.MarkupLine($"[bold]{Markup.Escape(message)}[/]");
 }

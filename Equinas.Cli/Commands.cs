@@ -42,6 +42,12 @@ internal sealed record TrainSettings
 
     public bool Rgb { get; init; }
 
+    public string Resize { get; init; } = "stretch";
+
+    public bool Strict { get; init; }
+
+    public int ImageCacheMegabytes { get; init; } = TrainerDefaults.ImageCacheMegabytes;
+
     public int Seed { get; init; } = 1;
 
     public string Out { get; init; } = "equinas-model.zip";
@@ -94,7 +100,15 @@ internal static class Commands
             throw new ArgumentException($"--size must be at least 3; found {s.Size}.");
         }
 
+        var resize = ImagePipeline.ParseResize(s.Resize);
         var ml = new MLContext(seed: s.Seed);
+        int unreadable = 0;
+        ml.Log += (_, e) => ShowTrainerLog(e, ref unreadable);
+        if (source.TooSmallWarning() is { } tooSmall)
+        {
+            Output.Warning(tooSmall);
+        }
+
         var trainRows = source.Rows(DataPart.Train);
         var validationRows = source.Rows(DataPart.Validation);
         var testRows = source.Rows(DataPart.Test);
@@ -104,10 +118,10 @@ internal static class Commands
             throw new ArgumentException($"--data {source.Description}: training needs at least two labels; found {classes}.");
         }
 
-        Output.Info(string.Create(CultureInfo.InvariantCulture, $"data {source.Description}: {trainRows.Count} train, {validationRows.Count} validation, {testRows.Count} test images, {classes} labels; images read as {(s.Rgb ? "RGB" : "grey")} {s.Size}x{s.Size}"));
+        Output.Info(string.Create(CultureInfo.InvariantCulture, $"data {source.Description}: {trainRows.Count} train, {validationRows.Count} validation, {testRows.Count} test images, {classes} labels; images read as {(s.Rgb ? "RGB" : "grey")} {s.Size}x{s.Size} ({s.Resize}{(s.Strict ? ", strict" : "")})"));
 
         var trainView = ImagePipeline.ToDataView(ml, trainRows);
-        var preprocessing = ImagePipeline.Preprocessing(ml, s.Size, s.Rgb).Fit(trainView);
+        var preprocessing = ImagePipeline.Preprocessing(ml).Fit(trainView);
         var options = new EquivariantImageClassificationTrainer.Options
         {
             SearchMode = mode,
@@ -124,6 +138,13 @@ internal static class Commands
             RetrainEpochs = s.RetrainEpochs,
             WarmupEpochs = s.WarmupEpochs,
             BatchSize = s.BatchSize,
+            ImageHeight = s.Size,
+            ImageWidth = s.Size,
+            ImageChannels = s.Rgb ? 3 : 1,
+            ResizeMode = resize,
+            StrictImageReading = s.Strict,
+            ImagePathColumnName = ImagePipeline.PathColumn,
+            ImageCacheMegabytes = s.ImageCacheMegabytes,
             Seed = s.Seed,
             ValidationSet = validationRows.Count > 0 ? preprocessing.Transform(ImagePipeline.ToDataView(ml, validationRows)) : null,
             CancellationToken = token,
@@ -184,6 +205,8 @@ internal static class Commands
             Seed = s.Seed,
             Size = s.Size,
             Rgb = s.Rgb,
+            Resize = s.Resize,
+            UnreadableImages = Volatile.Read(ref unreadable),
             TrainImages = trainRows.Count,
             ValidationImages = validationRows.Count,
             TrainingSeconds = parameters.History.TrainingTime.TotalSeconds,
@@ -265,6 +288,12 @@ internal static class Commands
         if (files.Length == 0)
         {
             throw new ArgumentException($"No images ({string.Join(", ", DataSource.ImageExtensions)}) found in '{input}'.");
+        }
+
+        files = ImagePipeline.Readable(files.Select(f => new ImageInput { ImagePath = f }), "predict").Rows.Select(r => r.ImagePath).ToArray();
+        if (files.Length == 0)
+        {
+            throw new ArgumentException($"None of the images in '{input}' can be read.");
         }
 
         var ml = new MLContext(seed: 1);
@@ -383,11 +412,45 @@ internal static class Commands
             throw new ArgumentException($"No images to evaluate in the {part} part.");
         }
 
+        var (readable, _) = ImagePipeline.Readable(rows, part + " part");
+        if (readable.Count == 0)
+        {
+            throw new ArgumentException($"None of the {rows.Count} images of the {part} part can be read.");
+        }
+
+        rows = readable;
         var scored = model.Transform(ImagePipeline.ToDataView(ml, rows));
         var raw = ml.MulticlassClassification.Evaluate(scored, ImagePipeline.LabelKeyColumn, ImagePipeline.ScoreColumn, ImagePipeline.PredictedKeyColumn);
         var parameters = ImagePipeline.FindModel(model) ?? throw new InvalidDataException("The model holds no Equinas model.");
         var names = ImagePipeline.ClassNames(scored.Schema, parameters.ClassCount);
         return (new TestMetrics(part, rows.Count, raw.MicroAccuracy, raw.MacroAccuracy, raw.LogLoss), raw, names);
+    }
+
+    /// <summary>
+    /// Shows the trainer's warnings (unreadable files, labels with too few images) and its reading progress from
+    /// MLContext.Log, and counts the skipped files.
+    /// </summary>
+    private static void ShowTrainerLog(LoggingEventArgs e, ref int unreadable)
+    {
+        if (!e.Source.Contains(EquivariantImageClassificationTrainer.LoadName, StringComparison.Ordinal))
+        {
+            return;
+        }
+
+        string message = e.RawMessage;
+        if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning)
+        {
+            if (message.StartsWith("Skipping ", StringComparison.Ordinal))
+            {
+                Interlocked.Increment(ref unreadable);
+            }
+
+            Output.Warning(message);
+        }
+        else if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info && message.StartsWith("Reading the ", StringComparison.Ordinal))
+        {
+            Output.Info(message);
+        }
     }
 
     /// <summary>A share as a percentage without the culture's space before the sign.</summary>

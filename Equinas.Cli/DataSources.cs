@@ -35,6 +35,9 @@ internal sealed class DataSource
     /// <summary>Shares of an image folder held out for validation and for test.</summary>
     public const double FolderValidationShare = 0.15, FolderTestShare = 0.15;
 
+    /// <summary>The fewest images a label of an image folder needs for the split (one each for test, validation and training).</summary>
+    public const int MinimumPerLabel = 3;
+
     private readonly string? _variant;
     private readonly string? _group;
     private readonly string? _folder;
@@ -86,6 +89,24 @@ internal sealed class DataSource
 
     /// <summary>The rows of one part: for digits, the shipped split; for folders, the fixed-seed stratified split.</summary>
     public IReadOnlyList<ImageInput> Rows(DataPart part) => _variant is not null ? DigitRows(part) : FolderRows(part);
+
+    /// <summary>
+    /// For an image folder, the labels with fewer than <see cref="MinimumPerLabel"/> images, with their counts: the split
+    /// gives them no validation and no test image (all their images train); empty for the digits.
+    /// </summary>
+    public IReadOnlyList<(string Label, int Images)> LabelsTooSmallForTheSplit() =>
+        _folder is null
+            ? []
+            : ScanFolder(_folder).GroupBy(r => r.Label, StringComparer.Ordinal).Where(g => g.Count() < MinimumPerLabel).Select(g => (g.Key, g.Count())).ToList();
+
+    /// <summary>The warning for <see cref="LabelsTooSmallForTheSplit"/> (null when there are none).</summary>
+    public string? TooSmallWarning()
+    {
+        var few = LabelsTooSmallForTheSplit();
+        return few.Count == 0
+            ? null
+            : $"--data {_folder}: label(s) {string.Join(", ", few.Select(f => string.Create(CultureInfo.InvariantCulture, $"'{f.Label}' ({f.Images} image(s))")))} have too few images for the split: each label's images are split into test ({Commands.Pct(FolderTestShare, "F0")}), validation ({Commands.Pct(FolderValidationShare, "F0")}) and training, one at least each, which needs at least {MinimumPerLabel}; these train only, and neither validation nor the test measures them. Add images to those sub-folders.";
+    }
 
     /// <summary>Every image under <paramref name="folder"/> with its label sub-folder's name, sorted.</summary>
     public static List<ImageInput> ScanFolder(string folder)

@@ -1,7 +1,6 @@
 using Equinas.MLNet;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.Transforms.Image;
 
 namespace Equinas.Cli;
 
@@ -32,25 +31,55 @@ internal static class ImagePipeline
     public const string PredictedColumn = "PredictedText";
 
     /// <summary>
-    /// Label to key, then LoadImages (path), ResizeImages, ConvertToGrayscale (unless RGB) and ExtractPixels to a
-    /// <c>Vector&lt;Single, C, H, W&gt;</c> in [0, 1]: the trainer's feature column is pixels, not an Image column,
-    /// so the saved model loads again in a new process.
+    /// Label to key, then LoadRawImageBytes (path to the file's encoded bytes): the trainer decodes every image
+    /// itself, resizing it by the resize mode and converting it to grey or RGB, so that an unreadable file is skipped
+    /// (or, strict, reported) by name instead of stopping ML.NET's cursor, and the saved model (a bytes column) repeats
+    /// the same decoding when it predicts. Models saved before 2026-12-01 hold their own LoadImages pipeline and keep
+    /// working.
     /// </summary>
-    public static IEstimator<ITransformer> Preprocessing(MLContext ml, int size, bool rgb)
+    public static IEstimator<ITransformer> Preprocessing(MLContext ml) =>
+        ml.Transforms.Conversion.MapValueToKey(LabelKeyColumn, LabelColumn)
+            .Append(ml.Transforms.LoadRawImageBytes(FeaturesColumn, imageFolder: null, inputColumnName: PathColumn));
+
+    /// <summary>The resize mode of a <c>--resize</c> value.</summary>
+    public static ImageResizeMode ParseResize(string value) => value.Trim().ToLowerInvariant() switch
     {
-        IEstimator<ITransformer> pipeline = ml.Transforms.Conversion.MapValueToKey(LabelKeyColumn, LabelColumn)
-            .Append(ml.Transforms.LoadImages(ImageColumn, imageFolder: null, inputColumnName: PathColumn))
-            .Append(ml.Transforms.ResizeImages(ImageColumn, size, size, ImageColumn));
-        if (!rgb)
+        "stretch" => ImageResizeMode.Stretch,
+        "pad" => ImageResizeMode.Pad,
+        "crop" => ImageResizeMode.Crop,
+        _ => throw new ArgumentException($"--resize {value}: expected stretch, pad or crop."),
+    };
+
+    /// <summary>
+    /// The rows whose file decodes as an image, each other one named in a warning (evaluate and predict: the model
+    /// would stop at such a row without naming its file); the count of skipped files.
+    /// </summary>
+    public static (List<ImageInput> Rows, int Skipped) Readable(IEnumerable<ImageInput> rows, string what)
+    {
+        var probe = new Equinas.MLNet.Input.InputSpec { Kind = Equinas.MLNet.Input.FeatureKind.Bytes, Column = FeaturesColumn, Channels = 1, Height = 1, Width = 1 };
+        var kept = new List<ImageInput>();
+        int skipped = 0;
+        var pixel = new float[1];
+        foreach (var row in rows)
         {
-            pipeline = pipeline.Append(ml.Transforms.ConvertToGrayscale(ImageColumn));
+            try
+            {
+                probe.DecodeEncoded(File.ReadAllBytes(row.ImagePath), pixel, -1);
+                kept.Add(row);
+            }
+            catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
+            {
+                skipped++;
+                Output.Warning($"skipping unreadable image '{row.ImagePath}' ({what}): {e.Message}");
+            }
         }
 
-        return pipeline.Append(ml.Transforms.ExtractPixels(
-            FeaturesColumn,
-            ImageColumn,
-            rgb ? ImagePixelExtractingEstimator.ColorBits.Rgb : ImagePixelExtractingEstimator.ColorBits.Red,
-            scaleImage: 1f / 255));
+        if (skipped > 0)
+        {
+            Output.Warning($"skipped {skipped} unreadable image(s) of {kept.Count + skipped} ({what})");
+        }
+
+        return (kept, skipped);
     }
 
     /// <summary>Rows to an ML.NET data view.</summary>

@@ -38,6 +38,12 @@ internal sealed record RunInfo
 
     public bool Rgb { get; init; }
 
+    /// <summary>Gets how images were resized (stretch, pad or crop; null in files written before the option).</summary>
+    public string? Resize { get; init; }
+
+    /// <summary>Gets the images skipped as unreadable while training (training and validation parts).</summary>
+    public int? UnreadableImages { get; init; }
+
     public int TrainImages { get; init; }
 
     public int ValidationImages { get; init; }

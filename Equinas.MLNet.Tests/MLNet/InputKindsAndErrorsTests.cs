@@ -175,8 +175,22 @@ public sealed class InputKindsAndErrorsTests
         var ml = new MLContext(seed: 1);
         var rows = Convert(0, 20, r => new BytesRow { Bytes = ToPng(r, 28), Digit = r.Digit }, 0, 1);
         rows[3].Bytes = [1, 2, 3, 4];
-        var error = Assert.Throws<InvalidDataException>(() => Fit(ml, ml.Data.LoadFromEnumerable(rows), Quick(o => { o.FeatureColumnName = "Bytes"; o.ImageHeight = 28; o.ImageWidth = 28; })));
+        var error = Assert.Throws<InvalidDataException>(() => Fit(ml, ml.Data.LoadFromEnumerable(rows), Quick(o => { o.FeatureColumnName = "Bytes"; o.ImageHeight = 28; o.ImageWidth = 28; o.StrictImageReading = true; })));
         Assert.Contains("Row 3 of feature column 'Bytes' holds 4 bytes", error.Message, StringComparison.Ordinal);
+
+        // Not strict (the default): the row is skipped with a warning naming it, and training goes on.
+        var warnings = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        ml.Log += (_, e) =>
+        {
+            if (e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Warning)
+            {
+                warnings.Enqueue(e.RawMessage);
+            }
+        };
+        var model = Fit(ml, ml.Data.LoadFromEnumerable(rows), Quick(o => { o.FeatureColumnName = "Bytes"; o.ImageHeight = 28; o.ImageWidth = 28; }));
+        Assert.Contains(warnings, w => w.StartsWith("Skipping row 3 of the training data: Row 3 of feature column 'Bytes' holds 4 bytes", StringComparison.Ordinal));
+        Assert.Contains(warnings, w => w.Contains("Skipped 1 unreadable image(s) of 20 row(s)", StringComparison.Ordinal));
+        EquinasModelParameters.FindIn(model)!.Dispose();
     }
 
     [Theory]

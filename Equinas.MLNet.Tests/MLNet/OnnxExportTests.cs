@@ -81,7 +81,7 @@ public sealed class OnnxExportTests : TorchTestBase
             TypeShape = [channels, height, width],
         };
         var history = new EquinasHistory { Mode = SearchMode.Fixed, TopGroup = "D4", Candidates = [], Epochs = [], TrainingTime = TimeSpan.Zero };
-        return EquinasModelParameters.Create(Ml, new StoredNetwork(network), spec, classes, history);
+        return EquinasModelParameters.Create(Ml, new StoredNetwork(network), spec, classes, history, torch.CPU);
     }
 
     /// <summary>Raw images in [0, 2] (never seen by the model: it was not trained on anything).</summary>

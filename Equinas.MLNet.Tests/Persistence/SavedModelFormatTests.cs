@@ -55,6 +55,8 @@ public sealed class SavedModelFormatTests
 
             var parameters = EquinasModelParameters.FindIn(model)!;
             Assert.NotEmpty(parameters.History.Settings!);
+            // Saved before the resize option existed: read as stretching, what those models did.
+            Assert.Equal(ImageResizeMode.Stretch, parameters.Input.Resize);
             if (mode == "evolutionary")
             {
                 // The old text changes ("initial", "copy", "relax layer i to H") read back as the enum and its details.

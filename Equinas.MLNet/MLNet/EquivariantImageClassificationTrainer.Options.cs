@@ -67,6 +67,19 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// <summary>The default share of the training data held out for validation: 0.1.</summary>
         public const double ValidationFraction = SearchDefaults.ValidationFraction;
 
+        /// <summary>The default resize mode: <see cref="ImageResizeMode.Stretch"/>, what the trainer did before the option existed.</summary>
+        public const ImageResizeMode ResizeMode = ImageResizeMode.Stretch;
+
+        /// <summary>The default of <see cref="Options.StrictImageReading"/>: false (unreadable images are skipped with a warning).</summary>
+        public const bool StrictImageReading = SearchDefaults.StrictImageReading;
+
+        /// <summary>
+        /// The default memory bound for decoded images: 1024 MB, about 21,800 RGB images of 64 x 64 (87,000 of
+        /// 32 x 32, 340,000 grey 28 x 28), so that usual data sets stay on the in-memory path and a 4 GB machine keeps
+        /// room for libtorch.
+        /// </summary>
+        public const int ImageCacheMegabytes = SearchDefaults.ImageCacheMegabytes;
+
         /// <summary>Gets the default widths in scalar channels (the small preset): 16, 32, 32, 64, 64.</summary>
         public static IReadOnlyList<int> Channels => SearchDefaults.Channels;
 
@@ -115,8 +128,11 @@ public sealed partial class EquivariantImageClassificationTrainer
         public int KernelSize { get; set; } = Defaults.KernelSize;
 
         /// <summary>
-        /// Gets or sets the conv layers (0-based) after which the feature maps are pooled by 2. Default: after layers 1
-        /// and 3 for the default five layers; for other depths, after about 40% and 80% of the layers.
+        /// Gets or sets the conv layers (0-based) after which the feature maps are pooled by 2. Default, chosen from the
+        /// input size: after layers 1 and 3 for the default five layers up to 48 pixels (28 -> 7, 32 -> 8); on larger
+        /// images one more pooling per halving needed to bring the last feature map to 12 pixels or less, after the
+        /// first layers (64 and 96 pixels: after layers 0, 1 and 3; 64 -> 8, 96 -> 12); for other depths, after about
+        /// 40% and 80% of the layers, and more in front on large images. Every pooling is exact on the grid.
         /// </summary>
         public int[]? PoolAfter { get; set; }
 
@@ -181,6 +197,37 @@ public sealed partial class EquivariantImageClassificationTrainer
         public int? ImageChannels { get; set; }
 
         /// <summary>
+        /// Gets or sets how images of another size or aspect ratio are brought to <see cref="ImageHeight"/> x
+        /// <see cref="ImageWidth"/> when the trainer decodes them (encoded bytes from LoadRawImageBytes, or an Image
+        /// column without a fixed size): stretched, padded to the target's shape, or cropped to its centre. Saved with
+        /// the model, so prediction resizes the same way. Default <see cref="ImageResizeMode.Stretch"/>.
+        /// </summary>
+        public ImageResizeMode ResizeMode { get; set; } = Defaults.ResizeMode;
+
+        /// <summary>
+        /// Gets or sets whether an image that does not decode (an empty, truncated or corrupt file) stops training with
+        /// an error naming it. Default false: such images are skipped, each named in a warning on MLContext.Log, with
+        /// the count at the end. Applies to encoded bytes and Image columns; a pixel vector that is not finite always
+        /// stops training.
+        /// </summary>
+        public bool StrictImageReading { get; set; } = Defaults.StrictImageReading;
+
+        /// <summary>
+        /// Gets or sets a text column holding each row's image file path (the input column of LoadRawImageBytes or
+        /// LoadImages), used to name files in warnings and errors. Default: none, rows are named by position.
+        /// </summary>
+        public string? ImagePathColumnName { get; set; }
+
+        /// <summary>
+        /// Gets or sets the memory bound, in MB (2^20 bytes), for the decoded training and validation images. Data that
+        /// fits is decoded once and held in memory; larger data is read once into a scratch file in the temp folder (the
+        /// encoded bytes; the raw pixels of pixel columns) and decoded on demand through a least-recently-used cache of
+        /// this size, so memory stays bounded whatever the folder's size. Batches, and so results, are the same bit for
+        /// bit either way. 0 decodes every image on demand. Default 1024 (<see cref="Defaults.ImageCacheMegabytes"/>).
+        /// </summary>
+        public int ImageCacheMegabytes { get; set; } = Defaults.ImageCacheMegabytes;
+
+        /// <summary>
         /// Gets or sets how many candidates the evolutionary search trains at once, each on a thread of its own. It
         /// changes only the speed: the result is the same, bit for bit, whatever the count. Default: one per core, at
         /// most 8 (<see cref="Defaults.Workers"/>).
@@ -215,7 +262,8 @@ public sealed partial class EquivariantImageClassificationTrainer
 
         internal IReadOnlyList<int> ChannelsOrDefault => Channels ?? SearchDefaults.Channels;
 
-        internal IReadOnlyList<int> PoolAfterOrDefault => PoolAfter ?? SearchDefaults.Pooling(ChannelsOrDefault.Count);
+        /// <summary>The pooling for images of <paramref name="height"/> x <paramref name="width"/>: <see cref="PoolAfter"/>, or the default for that size.</summary>
+        internal IReadOnlyList<int> PoolAfterFor(int height, int width) => PoolAfter ?? SearchDefaults.Pooling(ChannelsOrDefault.Count, Math.Min(height, width));
 
         internal TrainingOptions TrainingOptions() => new() { LearningRate = LearningRate, BatchSize = BatchSize };
 
@@ -230,7 +278,7 @@ public sealed partial class EquivariantImageClassificationTrainer
         }
 
         /// <summary>The settings that shaped a trained model, as text, for its history.</summary>
-        internal IReadOnlyDictionary<string, string> Describe(int seed, int trainImages, int validationImages, int threadsPerWorker)
+        internal IReadOnlyDictionary<string, string> Describe(int seed, int trainImages, int validationImages, int threadsPerWorker, int height, int width)
         {
             var settings = new Dictionary<string, string>
             {
@@ -238,7 +286,8 @@ public sealed partial class EquivariantImageClassificationTrainer
                 [nameof(Group)] = TopGroup.Name,
                 [nameof(Channels)] = string.Join(",", ChannelsOrDefault),
                 [nameof(KernelSize)] = Text(KernelSize),
-                [nameof(PoolAfter)] = string.Join(",", PoolAfterOrDefault),
+                [nameof(PoolAfter)] = string.Join(",", PoolAfterFor(height, width)),
+                [nameof(ResizeMode)] = ResizeMode.ToString(),
                 [nameof(HeadHidden)] = Text(HeadHidden),
                 [nameof(BatchSize)] = Text(BatchSize),
                 [nameof(LearningRate)] = Text(LearningRate),
@@ -277,9 +326,9 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// <see cref="Describe"/>, the engine's version and the thread count included), not the worker count.
         /// The data are matched apart (<c>CheckpointIdentity.DescribeData</c>).
         /// </summary>
-        internal IReadOnlyDictionary<string, string> CheckpointSettings(int seed, int trainImages, int validationImages, int threadsPerWorker)
+        internal IReadOnlyDictionary<string, string> CheckpointSettings(int seed, int trainImages, int validationImages, int threadsPerWorker, int height, int width)
         {
-            var settings = Describe(seed, trainImages, validationImages, threadsPerWorker).ToDictionary(p => p.Key, p => p.Value);
+            var settings = Describe(seed, trainImages, validationImages, threadsPerWorker, height, width).ToDictionary(p => p.Key, p => p.Value);
             // Not the worker count (no result depends on it) nor the image counts (the data's own description has them).
             settings.Remove(nameof(Workers));
             settings.Remove("TrainImages");
@@ -313,6 +362,9 @@ public sealed partial class EquivariantImageClassificationTrainer
             Require(ImageHeight is null or > 0, nameof(ImageHeight), "a positive number or null", ImageHeight);
             Require(ImageWidth is null or > 0, nameof(ImageWidth), "a positive number or null", ImageWidth);
             Require(ImageChannels is null or > 0, nameof(ImageChannels), "a positive number or null", ImageChannels);
+            Require(Enum.IsDefined(ResizeMode), nameof(ResizeMode), "Stretch, Pad or Crop", ResizeMode);
+            Require(ImagePathColumnName is null || !string.IsNullOrWhiteSpace(ImagePathColumnName), nameof(ImagePathColumnName), "a column name or null", ImagePathColumnName);
+            Require(ImageCacheMegabytes >= 0, nameof(ImageCacheMegabytes), "zero or a positive number", ImageCacheMegabytes);
             Require(Workers is null or > 0, nameof(Workers), "a positive number or null", Workers);
             Require(ThreadsPerWorker is null or > 0, nameof(ThreadsPerWorker), "a positive number or null", ThreadsPerWorker);
             Require(CheckpointDirectory is null || !string.IsNullOrWhiteSpace(CheckpointDirectory), nameof(CheckpointDirectory), "a folder path or null", CheckpointDirectory);

@@ -37,8 +37,10 @@ namespace Equinas.MLNet;
 /// | `Vector<Single, C, H, W>` | from ExtractPixels; the shape is read from the type |
 /// | `Vector<Single>` of C·H·W values | planar channels; set `ImageChannels`, `ImageHeight`, `ImageWidth` |
 /// | `Image<H, W>` ([MLImage](xref:Microsoft.ML.Data.MLImage)) | from LoadImages and ResizeImages; `ImageChannels` 1 (grey), 3 (RGB, the default) or 4 |
-/// | `Vector<Byte>` of encoded image bytes | from LoadRawImageBytes; decoded and resized to `ImageHeight` x `ImageWidth` |
+/// | `Vector<Byte>` of encoded image bytes | from LoadRawImageBytes; decoded and resized to `ImageHeight` x `ImageWidth` by `ResizeMode` |
 ///
+/// Images that do not decode (empty, truncated or corrupt files) are skipped with a warning naming each (the file when
+/// `ImagePathColumnName` is set) and a count, or stop training with an error when `StrictImageReading` is set.
 /// Pixels are normalised per channel with the mean and standard deviation of the training images; the statistics are
 /// saved with the model, so prediction repeats the same preprocessing.
 ///
@@ -54,7 +56,7 @@ namespace Equinas.MLNet;
 /// | -- | -- |
 /// | Machine learning task | Multiclass classification |
 /// | Is normalization required? | No (done inside the model) |
-/// | Is caching required? | No (the images are read once into memory) |
+/// | Is caching required? | No (the images are read once; up to `ImageCacheMegabytes` they are held in memory, beyond it decoded on demand) |
 /// | Required NuGet in addition to Microsoft.ML | Equinas.MLNet, Microsoft.ML.ImageAnalytics, and one libtorch backend (for example libtorch-cpu-linux-x64) |
 /// | Exportable to ONNX | Yes: `EquinasModelParameters.SaveAsOnnx` (the network alone), and `ConvertToOnnx` where the features reach the trainer as a float vector (not through image transforms, not an image or bytes column) |
 ///
@@ -211,7 +213,7 @@ public sealed partial class EquivariantImageClassificationTrainer
         ch.Info($"{o.SearchMode} training on {data.Train.Count} images, validating on {data.Validation.Count}; seed {seed}.");
         var template = NetworkSpec.FromChannels(
             data.Spec.Channels, NetworkPresets.Uniform(SymmetryGroup.C1, o.ChannelsOrDefault.Count), o.ChannelsOrDefault, o.KernelSize,
-            o.PoolAfterOrDefault, data.Classes, o.HeadHidden);
+            o.PoolAfterFor(data.Spec.Height, data.Spec.Width), data.Classes, o.HeadHidden);
         var reporter = new RunReporter(o.SearchMode, o.TopGroup.Name, o.Progress, ch, watch);
         int threads = TrainingThreads.Resolve(o.ThreadsPerWorker, candidates: o.SearchMode == SearchMode.Evolutionary);
         using var checkpoints = OpenCheckpoints(o, data, seed, threads, ch);
@@ -219,7 +221,7 @@ public sealed partial class EquivariantImageClassificationTrainer
         try
         {
             var timings = new Dictionary<string, TimeSpan>(run.Timings ?? new Dictionary<string, TimeSpan>()) { ["data"] = dataTime, ["total"] = watch.Elapsed };
-            var history = reporter.History(timings) with { Settings = o.Describe(seed, data.Train.Count, data.Validation.Count, threads) };
+            var history = reporter.History(timings) with { Settings = o.Describe(seed, data.Train.Count, data.Validation.Count, threads, data.Spec.Height, data.Spec.Width) };
             var model = EquinasModelParameters.Create(Host, new StoredNetwork(run.Network), data.Spec, data.Classes, history, device);
             ch.Info($"Trained in {watch.Elapsed.TotalSeconds:F1} s: layer groups {string.Join("-", model.LayerGroups)}, {model.ParameterCount} parameters.");
             return model;
@@ -241,7 +243,7 @@ public sealed partial class EquivariantImageClassificationTrainer
 
         var identity = new CheckpointIdentity(
             CheckpointIdentity.DescribeData(data.Train, data.Validation),
-            o.CheckpointSettings(seed, data.Train.Count, data.Validation.Count, threads));
+            o.CheckpointSettings(seed, data.Train.Count, data.Validation.Count, threads, data.Spec.Height, data.Spec.Width));
         var store = new CheckpointStore(directory, identity, ch.Warning);
         try
         {

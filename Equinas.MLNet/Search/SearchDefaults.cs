@@ -25,6 +25,23 @@ internal static class SearchDefaults
     public const bool SampleArchitectures = false;
     public const double ValidationFraction = 0.1;
 
+    /// <summary>
+    /// The memory bound for decoded images, in MB (1 MB = 2^20 bytes): training and validation images up to this size
+    /// are held in memory as floats (the fast path), larger data is decoded on demand through a cache of this size.
+    /// 1024 MB holds about 21,800 RGB images of 64 x 64, 87,000 of 32 x 32 or 340,000 grey digits of 28 x 28, so the
+    /// usual data sets keep the in-memory path, and leaves room for libtorch's working memory on a 4 GB machine.
+    /// </summary>
+    public const int ImageCacheMegabytes = 1024;
+
+    /// <summary>Reading stops at the first unreadable image only when asked to; by default such images are skipped with a warning.</summary>
+    public const bool StrictImageReading = false;
+
+    /// <summary>The final feature-map size the default pooling aims at on large inputs (at most; the head averages over it).</summary>
+    public const int PooledSize = 12;
+
+    /// <summary>Inputs up to this size (the smaller side) keep <see cref="Pooling(int)"/>, the pooling the defaults were tuned with on 28-pixel digits.</summary>
+    public const int LargeInputSize = 48;
+
     /// <summary>The most candidates trained at once by default (a generation of the default budget has up to about a dozen).</summary>
     public const int MaxDefaultWorkers = 8;
 
@@ -51,4 +68,47 @@ internal static class SearchDefaults
         2 or 3 => [0],
         _ => new[] { (int)Math.Round(layers * 0.4) - 1, (int)Math.Round(layers * 0.8) - 1 }.Distinct().ToArray(),
     };
+
+    /// <summary>
+    /// Pooling for a network of <paramref name="layers"/> conv layers on images whose smaller side is
+    /// <paramref name="size"/>: <see cref="Pooling(int)"/> up to <see cref="LargeInputSize"/> pixels (two poolings for
+    /// four or more layers: 28 -> 7, 32 -> 8); above, as many more as bring the final feature map to
+    /// <see cref="PooledSize"/> pixels or less, placed before the usual two, each after one of the first layers (64 and 96 pixels: after layers 0, 1 and 3 of five, 64 -> 8, 96 -> 12).
+    /// Every pooling stays exact on the grid: the pool picks 2x2 on even sizes and 3x3 with padding 1 on odd ones.
+    /// At most one pooling per layer except the last.
+    /// </summary>
+    public static int[] Pooling(int layers, int size)
+    {
+        var usual = Pooling(layers);
+        if (size <= LargeInputSize)
+        {
+            return usual;
+        }
+
+        int pools = usual.Length, after = size;
+        for (int i = 0; i < usual.Length; i++)
+        {
+            after = (after + 1) / 2;
+        }
+
+        while (after > PooledSize && pools < layers - 1)
+        {
+            after = (after + 1) / 2;
+            pools++;
+        }
+
+        if (pools == usual.Length)
+        {
+            return usual;
+        }
+
+        int extra = pools - usual.Length;
+        var chosen = Enumerable.Range(0, extra).Concat(usual.Select(p => Math.Max(p, 0))).ToList();
+        for (int i = 1; i < chosen.Count; i++)
+        {
+            chosen[i] = Math.Max(chosen[i], chosen[i - 1] + 1);
+        }
+
+        return chosen[^1] <= layers - 2 ? chosen.ToArray() : Enumerable.Range(0, pools).ToArray();
+    }
 }

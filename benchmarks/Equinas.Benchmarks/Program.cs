@@ -18,6 +18,7 @@ var benchmarks = new Dictionary<string, Func<BenchmarkOptions, int>>(StringCompa
     ["evolution"] = EvolutionExperiment.Run,
     ["differentiable"] = DifferentiableExperiment.Run,
     ["known-answer"] = KnownAnswerExperiment.Run,
+    ["folders"] = FolderBenchmark.Run,
 };
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))

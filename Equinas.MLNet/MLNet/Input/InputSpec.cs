@@ -44,6 +44,13 @@ internal sealed record InputSpec
 
     public required int Width { get; init; }
 
+    /// <summary>
+    /// How images of another size are brought to H x W when the trainer decodes them (encoded bytes, an Image column
+    /// without a fixed size). Saved with the model; models saved before it existed read as <see cref="ImageResizeMode.Stretch"/>,
+    /// what they did.
+    /// </summary>
+    public ImageResizeMode Resize { get; init; } = ImageResizeMode.Stretch;
+
     /// <summary>Per-channel mean of the raw training pixels (subtracted before the network).</summary>
     public float[] Mean { get; init; } = [];
 
@@ -60,7 +67,7 @@ internal sealed record InputSpec
     public DataViewType ColumnType() => Kind switch
     {
         FeatureKind.Pixels or FeatureKind.Flat => new VectorDataViewType(NumberDataViewType.Single, TypeShape),
-        FeatureKind.Image => new ImageDataViewType(TypeShape[0], TypeShape[1]),
+        FeatureKind.Image => TypeShape is [> 0, > 0] ? new ImageDataViewType(TypeShape[0], TypeShape[1]) : new ImageDataViewType(),
         FeatureKind.Bytes => new VectorDataViewType(NumberDataViewType.Byte, TypeShape),
         _ => throw new InvalidDataException($"Unknown feature kind {Kind}."),
     };
@@ -161,15 +168,32 @@ internal sealed record InputSpec
     /// <summary>A copy with the normalisation computed from raw training pixels (<c>N x C x H x W</c>, row-major).</summary>
     public InputSpec WithNormalization(ReadOnlySpan<float> pixels)
     {
-        int plane = Height * Width;
-        var sum = new double[Channels];
-        var squares = new double[Channels];
-        long images = pixels.Length / Size;
-        for (long i = 0; i < images; i++)
+        var sums = new NormalizationSums(this);
+        for (int offset = 0; offset + Size <= pixels.Length; offset += Size)
         {
-            for (int c = 0; c < Channels; c++)
+            sums.Add(pixels.Slice(offset, Size));
+        }
+
+        return sums.Apply();
+    }
+
+    /// <summary>
+    /// The running per-channel sums behind <see cref="WithNormalization"/>, fed one raw image at a time (so that data
+    /// read lazily gets the same statistics, bit for bit, as data held in memory).
+    /// </summary>
+    internal sealed class NormalizationSums(InputSpec spec)
+    {
+        private readonly double[] _sum = new double[spec.Channels];
+        private readonly double[] _squares = new double[spec.Channels];
+        private long _images;
+
+        /// <summary>Adds one raw image (C x H x W planar).</summary>
+        public void Add(ReadOnlySpan<float> image)
+        {
+            int plane = spec.Height * spec.Width;
+            for (int c = 0; c < spec.Channels; c++)
             {
-                var span = pixels.Slice((int)(i * Size) + c * plane, plane);
+                var span = image.Slice(c * plane, plane);
                 double s = 0, q = 0;
                 foreach (float x in span)
                 {
@@ -177,24 +201,31 @@ internal sealed record InputSpec
                     q += (double)x * x;
                 }
 
-                sum[c] += s;
-                squares[c] += q;
+                _sum[c] += s;
+                _squares[c] += q;
             }
+
+            _images++;
         }
 
-        double count = Math.Max(1.0, (double)images * plane);
-        var mean = new float[Channels];
-        var std = new float[Channels];
-        for (int c = 0; c < Channels; c++)
+        /// <summary>The spec with the mean and standard deviation of the images added.</summary>
+        public InputSpec Apply()
         {
-            double m = sum[c] / count;
-            double variance = Math.Max(0, squares[c] / count - m * m);
-            double s = Math.Sqrt(variance);
-            mean[c] = (float)m;
-            std[c] = s > 1e-6 * Math.Max(1, Math.Abs(m)) ? (float)s : 1f;
-        }
+            int plane = spec.Height * spec.Width;
+            double count = Math.Max(1.0, (double)_images * plane);
+            var mean = new float[spec.Channels];
+            var std = new float[spec.Channels];
+            for (int c = 0; c < spec.Channels; c++)
+            {
+                double m = _sum[c] / count;
+                double variance = Math.Max(0, _squares[c] / count - m * m);
+                double s = Math.Sqrt(variance);
+                mean[c] = (float)m;
+                std[c] = s > 1e-6 * Math.Max(1, Math.Abs(m)) ? (float)s : 1f;
+            }
 
-        return this with { Mean = mean, Std = std };
+            return spec with { Mean = mean, Std = std };
+        }
     }
 
     /// <summary>Normalises raw pixels of whole images in place with <see cref="Mean"/> and <see cref="Std"/>.</summary>
@@ -301,52 +332,205 @@ internal sealed record InputSpec
             throw new InvalidDataException($"{RowName(row)} of feature column '{Column}' holds no image (null).");
         }
 
-        if (image.Width != Width || image.Height != Height)
-        {
-            throw new InvalidDataException(
-                $"{RowName(row)} of image column '{Column}' is {image.Width} x {image.Height} (width x height); expected {Width} x {Height}. Resize the images with ResizeImages.");
-        }
-
         bool bgra = image.PixelFormat == MLPixelFormat.Bgra32;
         if (!bgra && image.PixelFormat != MLPixelFormat.Rgba32)
         {
             throw new InvalidDataException($"{RowName(row)} of image column '{Column}' has pixel format {image.PixelFormat}; expected Bgra32 or Rgba32.");
         }
 
-        FromInterleaved(image.Pixels, bgra, destination);
+        if (image.Width == Width && image.Height == Height)
+        {
+            FromInterleaved(image.Pixels, bgra, destination);
+            return;
+        }
+
+        // A column whose type fixes the size must hold images of that size; one without a fixed size (LoadImages
+        // without ResizeImages) is resized by the resize mode, as encoded bytes are.
+        if (TypeShape is [> 0, > 0])
+        {
+            throw new InvalidDataException(
+                $"{RowName(row)} of image column '{Column}' is {image.Width} x {image.Height} (width x height); expected {Width} x {Height}. Resize the images with ResizeImages.");
+        }
+
+        var info = new SKImageInfo(image.Width, image.Height, bgra ? SKColorType.Bgra8888 : SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        using var bitmap = new SKBitmap(info);
+        var pixels = image.Pixels;
+        int rowBytes = image.Width * 4;
+        for (int y = 0; y < image.Height; y++)
+        {
+            System.Runtime.InteropServices.Marshal.Copy(pixels.Slice(y * rowBytes, rowBytes).ToArray(), 0, bitmap.GetPixels() + (y * bitmap.RowBytes), rowBytes);
+        }
+
+        using var rgba = bgra ? bitmap.Copy(SKColorType.Rgba8888) : null;
+        FromBitmap(rgba ?? bitmap, destination, row);
     }
 
     private void ReadBytes(in VBuffer<byte> bytes, Span<float> destination, long row)
     {
-        var data = bytes.DenseValues().ToArray();
+        if (bytes.IsDense)
+        {
+            DecodeEncoded(bytes.GetValues(), destination, row);
+        }
+        else
+        {
+            DecodeEncoded(bytes.DenseValues().ToArray(), destination, row);
+        }
+    }
+
+    /// <summary>
+    /// Decodes one encoded image (PNG, JPEG, BMP, GIF, WEBP; grey or colour) and brings it to H x W with
+    /// <see cref="Resize"/>, as planar raw pixels (0-255); throws <see cref="InvalidDataException"/> naming the row
+    /// when the bytes do not decode (empty, truncated, not an image).
+    /// </summary>
+    internal void DecodeEncoded(ReadOnlySpan<byte> data, Span<float> destination, long row)
+    {
         using var encoded = data.Length == 0 ? null : SKData.CreateCopy(data);
         using var codec = encoded is null ? null : SKCodec.Create(encoded);
-        using var decoded = codec is null ? null : SKBitmap.Decode(codec);
+        using var decoded = codec is null ? null : Decode(codec);
         if (decoded is null)
         {
-            string head = Convert.ToHexString(data.AsSpan(0, Math.Min(8, data.Length)));
+            string head = Convert.ToHexString(data[..Math.Min(8, data.Length)]);
+            string what = data.Length == 0 ? "0 bytes (an empty file?)" : $"{data.Length} bytes (starting 0x{head})";
             throw new InvalidDataException(
-                $"{RowName(row)} of feature column '{Column}' holds {data.Length} bytes (starting 0x{head}) that do not decode as an image; expected an encoded PNG, JPEG, BMP, GIF or WEBP image.");
+                $"{RowName(row)} of feature column '{Column}' holds {what} that do not decode as an image; expected an encoded PNG, JPEG, BMP, GIF or WEBP image.");
         }
 
-        var info = new SKImageInfo(Width, Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
-        using var resized = new SKBitmap(info);
-        using (var source = decoded.ColorType == SKColorType.Rgba8888 && decoded.AlphaType == SKAlphaType.Unpremul ? null : decoded.Copy(SKColorType.Rgba8888))
+        using var source = decoded.ColorType == SKColorType.Rgba8888 && decoded.AlphaType == SKAlphaType.Unpremul ? null : decoded.Copy(SKColorType.Rgba8888);
+        FromBitmap(source ?? decoded, destination, row);
+    }
+
+    /// <summary>
+    /// Decodes every pixel or nothing: Skia fills the rows a truncated file lacks and reports it as incomplete input,
+    /// which this treats as unreadable (a half-grey image is not the picture the user has).
+    /// </summary>
+    private static SKBitmap? Decode(SKCodec codec)
+    {
+        var info = new SKImageInfo(codec.Info.Width, codec.Info.Height, SKColorType.Rgba8888, SKAlphaType.Unpremul);
+        if (info.Width <= 0 || info.Height <= 0)
         {
-            var from = source ?? decoded;
-            if (from.Width == Width && from.Height == Height)
+            return null;
+        }
+
+        var bitmap = new SKBitmap(info);
+        var result = codec.GetPixels(info, bitmap.GetPixels());
+        if (result != SKCodecResult.Success)
+        {
+            bitmap.Dispose();
+            return null;
+        }
+
+        return bitmap;
+    }
+
+    /// <summary>An RGBA bitmap (8-bit, unpremultiplied) of any size to H x W planar raw pixels, by <see cref="Resize"/>.</summary>
+    private void FromBitmap(SKBitmap from, Span<float> destination, long row)
+    {
+        int w = from.Width, h = from.Height;
+        if (w == Width && h == Height)
+        {
+            if (from.RowBytes == w * 4)
             {
                 FromInterleaved(from.GetPixelSpan(), bgra: false, destination);
+            }
+            else
+            {
+                FromInterleaved(Tight(from), bgra: false, destination);
+            }
+
+            return;
+        }
+
+        switch (Resize)
+        {
+            case ImageResizeMode.Pad:
+            {
+                double s = Math.Min((double)Width / w, (double)Height / h);
+                int tw = Math.Clamp((int)Math.Round(w * s), 1, Width), th = Math.Clamp((int)Math.Round(h * s), 1, Height);
+                using var scaled = Scale(from, tw, th, row);
+                var fitted = Tight(scaled ?? from);
+                var canvas = new byte[Width * Height * 4];
+                int x0 = (Width - tw) / 2, y0 = (Height - th) / 2;
+                for (int y = 0; y < th; y++)
+                {
+                    fitted.AsSpan(y * tw * 4, tw * 4).CopyTo(canvas.AsSpan((((y0 + y) * Width) + x0) * 4));
+                }
+
+                FromInterleaved(canvas, bgra: false, destination);
                 return;
             }
 
-            if (!from.ScalePixels(resized, SKFilterQuality.High))
+            case ImageResizeMode.Crop:
             {
-                throw new InvalidDataException($"{RowName(row)} of feature column '{Column}': the {from.Width} x {from.Height} image could not be resized to {Width} x {Height}.");
+                double s = Math.Max((double)Width / w, (double)Height / h);
+                int cw = Math.Clamp((int)Math.Round(Width / s), 1, w), ch = Math.Clamp((int)Math.Round(Height / s), 1, h);
+                int x0 = (w - cw) / 2, y0 = (h - ch) / 2;
+                var all = Tight(from);
+                using var centre = new SKBitmap(new SKImageInfo(cw, ch, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+                var crop = new byte[cw * ch * 4];
+                for (int y = 0; y < ch; y++)
+                {
+                    all.AsSpan((((y0 + y) * w) + x0) * 4, cw * 4).CopyTo(crop.AsSpan(y * cw * 4));
+                }
+
+                CopyInto(centre, crop);
+                using var scaled = Scale(centre, Width, Height, row);
+                FromInterleaved(Tight(scaled ?? centre), bgra: false, destination);
+                return;
+            }
+
+            default:
+            {
+                using var scaled = Scale(from, Width, Height, row)!;
+                FromInterleaved(scaled.GetPixelSpan(), bgra: false, destination);
+                return;
             }
         }
+    }
 
-        FromInterleaved(resized.GetPixelSpan(), bgra: false, destination);
+    /// <summary>A resized copy (Skia's high-quality filter), or null when the size is already right.</summary>
+    private SKBitmap? Scale(SKBitmap from, int width, int height, long row)
+    {
+        if (from.Width == width && from.Height == height)
+        {
+            return null;
+        }
+
+        var resized = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Unpremul));
+        if (!from.ScalePixels(resized, SKFilterQuality.High))
+        {
+            resized.Dispose();
+            throw new InvalidDataException($"{RowName(row)} of feature column '{Column}': the {from.Width} x {from.Height} image could not be resized to {width} x {height}.");
+        }
+
+        return resized;
+    }
+
+    /// <summary>The bitmap's pixels without row padding (width x 4 bytes per row).</summary>
+    private static byte[] Tight(SKBitmap bitmap)
+    {
+        int rowBytes = bitmap.Width * 4;
+        var all = bitmap.GetPixelSpan();
+        if (bitmap.RowBytes == rowBytes)
+        {
+            return all.Slice(0, rowBytes * bitmap.Height).ToArray();
+        }
+
+        var tight = new byte[rowBytes * bitmap.Height];
+        for (int y = 0; y < bitmap.Height; y++)
+        {
+            all.Slice(y * bitmap.RowBytes, rowBytes).CopyTo(tight.AsSpan(y * rowBytes));
+        }
+
+        return tight;
+    }
+
+    private static void CopyInto(SKBitmap bitmap, byte[] tight)
+    {
+        int rowBytes = bitmap.Width * 4;
+        for (int y = 0; y < bitmap.Height; y++)
+        {
+            System.Runtime.InteropServices.Marshal.Copy(tight, y * rowBytes, bitmap.GetPixels() + (y * bitmap.RowBytes), rowBytes);
+        }
     }
 
     /// <summary>Interleaved 8-bit RGBA or BGRA to planar channels: 1 = luminance, 3 = R, G, B, 4 = R, G, B, A (0-255).</summary>

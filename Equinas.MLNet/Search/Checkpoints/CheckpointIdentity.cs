@@ -45,7 +45,7 @@ internal sealed record CheckpointIdentity
         foreach (var set in new[] { train, validation })
         {
             sha.AppendData(BitConverter.GetBytes(set.Count));
-            sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(set.Images.contiguous().data<float>().ToArray().AsSpan()));
+            set.AppendPixels(sha);
             sha.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(set.Labels.contiguous().data<long>().ToArray().AsSpan()));
         }
 

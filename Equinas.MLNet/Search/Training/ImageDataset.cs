@@ -5,11 +5,18 @@ using static TorchSharp.torch;
 namespace Equinas.MLNet.Search.Training;
 
 /// <summary>
-/// Images and labels held as tensors: images <c>N x C x H x W</c> float32, labels <c>N</c> int64 in [0, classes).
-/// Decoded and normalised once; batches are gathered by index. Owns its tensors.
+/// Images and labels: images <c>N x C x H x W</c> float32, labels <c>N</c> int64 in [0, classes). Either held as one
+/// tensor (decoded and normalised once) or decoded on demand from a <see cref="LazyImageSource"/> through its bounded
+/// cache, for data larger than memory; both give the same batches, bit for bit. Batches are gathered by index. Owns
+/// its tensors (and its share of a lazy source).
 /// </summary>
 internal sealed class ImageDataset : IDisposable
 {
+    private readonly Tensor? _images;
+    private readonly LazyImageSource? _lazy;
+    private readonly int[]? _rows;
+    private readonly int _count, _channels, _height, _width;
+
     /// <summary>Takes ownership of the tensors after checking their shapes, types and label range.</summary>
     /// <exception cref="ArgumentException">Shapes, types or labels are not as described.</exception>
     public ImageDataset(Tensor images, Tensor labels, int classes)
@@ -22,48 +29,78 @@ internal sealed class ImageDataset : IDisposable
             throw new ArgumentException($"Images must be a float32 tensor N x C x H x W; found {images.dtype} [{string.Join(", ", images.shape)}].", nameof(images));
         }
 
-        if (labels.dim() != 1 || labels.dtype != ScalarType.Int64 || labels.shape[0] != images.shape[0])
-        {
-            throw new ArgumentException($"Labels must be an int64 vector of {images.shape[0]} entries; found {labels.dtype} [{string.Join(", ", labels.shape)}].", nameof(labels));
-        }
-
-        if (labels.numel() > 0)
-        {
-            // The reductions are temporaries: freed here, not by the finalizer.
-            using var check = NewDisposeScope();
-            long min = labels.min().item<long>(), max = labels.max().item<long>();
-            if (min < 0 || max >= classes)
-            {
-                throw new ArgumentException($"Labels must lie in [0, {classes}); found [{min}, {max}].", nameof(labels));
-            }
-        }
-
-        Images = images.DetachFromDisposeScope();
+        CheckLabels(labels, images.shape[0], classes);
+        _images = images.DetachFromDisposeScope();
         Labels = labels.DetachFromDisposeScope();
         Classes = classes;
+        _count = (int)images.shape[0];
+        _channels = (int)images.shape[1];
+        _height = (int)images.shape[2];
+        _width = (int)images.shape[3];
     }
 
-    public Tensor Images { get; }
+    /// <summary>
+    /// A dataset over rows <paramref name="rows"/> of a lazy source (a new reference to it is taken), with their labels
+    /// (ownership taken).
+    /// </summary>
+    public ImageDataset(LazyImageSource source, int[] rows, Tensor labels, int classes)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(rows);
+        ArgumentNullException.ThrowIfNull(labels);
+        ArgumentOutOfRangeException.ThrowIfLessThan(classes, 2);
+        if (rows.Any(r => r < 0 || r >= source.Count))
+        {
+            throw new ArgumentException($"Rows must lie in [0, {source.Count}).", nameof(rows));
+        }
+
+        CheckLabels(labels, rows.Length, classes);
+        _lazy = source.AddReference();
+        _rows = rows;
+        Labels = labels.DetachFromDisposeScope();
+        Classes = classes;
+        _count = rows.Length;
+        _channels = source.Channels;
+        _height = source.Height;
+        _width = source.Width;
+    }
+
+    /// <summary>Gets the images as one tensor; only for datasets held in memory (<see cref="IsLazy"/> false).</summary>
+    /// <exception cref="InvalidOperationException">The images are decoded on demand.</exception>
+    public Tensor Images => _images ?? throw new InvalidOperationException("This dataset decodes its images on demand (it is larger than the image cache); gather them with Batch or Slice.");
 
     public Tensor Labels { get; }
 
     public int Classes { get; }
 
-    public int Count => (int)Images.shape[0];
+    /// <summary>Gets whether the images are decoded on demand rather than held as one tensor.</summary>
+    public bool IsLazy => _lazy is not null;
 
-    public int Channels => (int)Images.shape[1];
+    /// <summary>Gets the cache a lazy dataset reads through (null when held in memory).</summary>
+    public DecodedImageCache? Cache => _lazy?.Cache;
 
-    public int Height => (int)Images.shape[2];
+    public int Count => _count;
 
-    public int Width => (int)Images.shape[3];
+    public int Channels => _channels;
 
-    /// <summary>A new dataset holding copies of the given rows.</summary>
+    public int Height => _height;
+
+    public int Width => _width;
+
+    /// <summary>A new dataset holding copies of the given rows (a lazy dataset shares its source instead).</summary>
     public ImageDataset Subset(IReadOnlyList<long> indices)
     {
         ArgumentNullException.ThrowIfNull(indices);
         using var scope = NewDisposeScope();
-        var (images, labels) = Batch(indices.ToArray());
-        return new ImageDataset(images.MoveToOuterDisposeScope(), labels.MoveToOuterDisposeScope(), Classes);
+        var rows = indices.ToArray();
+        if (_lazy is not null)
+        {
+            var labels = Labels.index_select(0, torch.tensor(rows));
+            return new ImageDataset(_lazy, rows.Select(r => _rows![r]).ToArray(), labels.MoveToOuterDisposeScope(), Classes);
+        }
+
+        var (images, labelsCopy) = Batch(rows);
+        return new ImageDataset(images.MoveToOuterDisposeScope(), labelsCopy.MoveToOuterDisposeScope(), Classes);
     }
 
     /// <summary>
@@ -74,8 +111,67 @@ internal sealed class ImageDataset : IDisposable
     {
         ArgumentNullException.ThrowIfNull(rows);
         using var scope = NewDisposeScope();
-        var index = torch.tensor(rows, device: Images.device);
-        return (Images.index_select(0, index).MoveToOuterDisposeScope(), Labels.index_select(0, index).MoveToOuterDisposeScope());
+        var index = torch.tensor(rows, device: Labels.device);
+        return (Gather(rows).MoveToOuterDisposeScope(), Labels.index_select(0, index).MoveToOuterDisposeScope());
+    }
+
+    /// <summary>The images of the given rows, in that order (the caller's dispose scope).</summary>
+    public Tensor Gather(long[] rows)
+    {
+        ArgumentNullException.ThrowIfNull(rows);
+        if (_images is not null)
+        {
+            using var scope = NewDisposeScope();
+            var index = torch.tensor(rows, device: _images.device);
+            return _images.index_select(0, index).MoveToOuterDisposeScope();
+        }
+
+        // Decoded straight into the new tensor's native memory: no managed buffer per batch.
+        int size = _lazy!.Size;
+        var images = torch.empty([rows.Length, _channels, _height, _width], ScalarType.Float32);
+        var pixels = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(images.bytes);
+        for (int i = 0; i < rows.Length; i++)
+        {
+            _lazy.Read(_rows![checked((int)rows[i])], pixels.Slice(i * size, size));
+        }
+
+        return images;
+    }
+
+    /// <summary>The images of rows [start, start + count) (a view when held in memory; the caller's dispose scope).</summary>
+    public Tensor Slice(long start, long count)
+    {
+        if (_images is not null)
+        {
+            return _images.narrow(0, start, count);
+        }
+
+        var rows = new long[count];
+        for (long i = 0; i < count; i++)
+        {
+            rows[i] = start + i;
+        }
+
+        return Gather(rows);
+    }
+
+    /// <summary>Appends every pixel (in row order) to <paramref name="hash"/>: the same bytes whether held in memory or lazily.</summary>
+    public void AppendPixels(System.Security.Cryptography.IncrementalHash hash)
+    {
+        ArgumentNullException.ThrowIfNull(hash);
+        if (_images is not null)
+        {
+            hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(_images.contiguous().data<float>().ToArray().AsSpan()));
+            return;
+        }
+
+        const int Chunk = 256;
+        for (int start = 0; start < _count; start += Chunk)
+        {
+            using var scope = NewDisposeScope();
+            var part = Slice(start, Math.Min(Chunk, _count - start));
+            hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(part.data<float>().ToArray().AsSpan()));
+        }
     }
 
     /// <summary>
@@ -134,7 +230,27 @@ internal sealed class ImageDataset : IDisposable
 
     public void Dispose()
     {
-        Images.Dispose();
+        _images?.Dispose();
         Labels.Dispose();
+        _lazy?.Release();
+    }
+
+    private static void CheckLabels(Tensor labels, long count, int classes)
+    {
+        if (labels.dim() != 1 || labels.dtype != ScalarType.Int64 || labels.shape[0] != count)
+        {
+            throw new ArgumentException($"Labels must be an int64 vector of {count} entries; found {labels.dtype} [{string.Join(", ", labels.shape)}].", nameof(labels));
+        }
+
+        if (labels.numel() > 0)
+        {
+            // The reductions are temporaries: freed here, not by the finalizer.
+            using var check = NewDisposeScope();
+            long min = labels.min().item<long>(), max = labels.max().item<long>();
+            if (min < 0 || max >= classes)
+            {
+                throw new ArgumentException($"Labels must lie in [0, {classes}); found [{min}, {max}].", nameof(labels));
+            }
+        }
     }
 }

@@ -143,7 +143,7 @@ internal sealed class NetworkTrainer
             cancellationToken.ThrowIfCancellationRequested();
             using var scope = NewDisposeScope();
             long end = Math.Min(start + batchSize, data.Count);
-            var logits = network.call(ImageDataset.To(data.Images.narrow(0, start, end - start), device));
+            var logits = network.call(ImageDataset.To(data.Slice(start, end - start), device));
             var labels = ImageDataset.To(data.Labels.narrow(0, start, end - start), device);
             lossSum += nn.functional.cross_entropy(logits, labels, reduction: nn.Reduction.Sum).item<float>();
             correct += logits.argmax(1).eq(labels).sum().item<long>();

@@ -62,8 +62,7 @@ internal static class NormCalibration
             for (int start = 0; start < count; start += batchSize)
             {
                 using var scope = NewDisposeScope();
-                var index = torch.tensor(rows.AsSpan(start, Math.Min(batchSize, count - start)).ToArray(), device: data.Images.device);
-                network.call(ImageDataset.To(data.Images.index_select(0, index), device));
+                network.call(ImageDataset.To(data.Gather(rows.AsSpan(start, Math.Min(batchSize, count - start)).ToArray()), device));
             }
         }
         finally
