@@ -30,7 +30,9 @@ public static class EquinasWorkerHost
         builder.Logging.ClearProviders();
         if (logging is null)
         {
-            builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
+            // Orleans' start-up notes (server GC, a late watchdog on a busy machine) are not a worker's problems.
+            builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning)
+                .AddFilter("Orleans.Runtime.Silo", LogLevel.Error).AddFilter("Orleans.Runtime.Watchdog", LogLevel.Error);
         }
         else
         {
