@@ -44,6 +44,9 @@ public sealed class EquinasCluster : CandidateCluster, IAsyncDisposable, IDispos
     /// <inheritdoc/>
     public override string Description => _description;
 
+    /// <summary>The client the candidates go through.</summary>
+    internal IClusterClient Client => _client;
+
     /// <summary>The executors made so far (the benchmark and tests read their costs).</summary>
     internal List<ClusterExecutor> Executors { get; } = [];
 
