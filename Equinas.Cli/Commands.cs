@@ -81,7 +81,7 @@ internal static class Commands
     public static async Task<int> WorkerAsync(WorkerSettings s, CancellationToken token)
     {
         var options = s.ToOptions();
-        using var host = EquinasWorkerHost.Build(options, new EquinasWorkerOptions { Slots = s.Slots });
+        using var host = EquinasWorkerHost.Build(options, new EquinasWorkerOptions { Slots = s.Slots, Log = Output.Info });
         await host.StartAsync(token).ConfigureAwait(false);
         string membership = options.RedisConnectionString is { } redis ? $"Redis {redis}" : $"localhost clustering (primary silo port {options.PrimarySiloPort})";
         Output.Info(string.Create(CultureInfo.InvariantCulture,
@@ -167,6 +167,7 @@ internal static class Commands
         if (cluster is not null)
         {
             options.Cluster = cluster;
+            cluster.Log = m => Output.Info("cluster: " + m);
             Output.Info($"candidates train on the {cluster.Description}");
         }
 
@@ -195,6 +196,13 @@ internal static class Commands
                 : $"it holds everything up to the last finished step ({ProgressView.StepName(done)}; step {done.Step} of {done.TotalSteps})";
             throw new ResumableCancellationException(
                 $"Cancelled; no model was written. The checkpoint folder {Path.GetFullPath(s.Checkpoint)} is kept: {kept}. Run the same command again (same data and options, --checkpoint {s.Checkpoint}) to continue from there.", e);
+        }
+
+        if (cluster is not null)
+        {
+            var costs = cluster.Executors.SelectMany(e => e.Costs).ToArray();
+            Output.Info(string.Create(CultureInfo.InvariantCulture,
+                $"cluster: {costs.Length} candidates on {costs.Select(c => c.Worker).Distinct().Count()} worker(s), {cluster.Executors.Sum(e => e.Retries)} sent again after a worker was lost, {cluster.Executors.Sum(e => e.Uploads)} dataset upload(s)"));
         }
 
         var scoredTrain = predictor.Transform(preprocessing.Transform(trainView));

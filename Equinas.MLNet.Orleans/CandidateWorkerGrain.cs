@@ -28,7 +28,11 @@ internal sealed class CandidateWorkerGrain(DatasetCache datasets, IOptions<Equin
     {
         ArgumentNullException.ThrowIfNull(payload);
         using var lease = datasets.Acquire(payload.Dataset);
-        return await OnThread(() => TrainNow(payload, lease, RuntimeIdentity, cancellationToken)).ConfigureAwait(true);
+        var log = options.Value.Log;
+        log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"candidate {payload.Id}: training {payload.Epochs} epoch(s) on {payload.Threads} thread(s)"));
+        var trained = await OnThread(() => TrainNow(payload, lease, RuntimeIdentity, cancellationToken)).ConfigureAwait(true);
+        log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"candidate {payload.Id}: done in {TimeSpan.FromTicks(trained.WorkerTicks).TotalSeconds:F1} s, validation accuracy {trained.Epochs[^1].ValidationAccuracy * 100:F2}%"));
+        return trained;
     }
 
     /// <summary>Trains one candidate on the calling thread.</summary>

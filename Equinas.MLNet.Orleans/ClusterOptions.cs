@@ -89,6 +89,9 @@ public sealed class EquinasWorkerOptions
 
     /// <summary>Gets or sets how many searches' datasets the worker keeps (by content hash). Default 2.</summary>
     public int CachedDatasets { get; set; } = 2;
+
+    /// <summary>Where the worker says what it trains (one line as a candidate starts, one as it ends); the CLI prints them.</summary>
+    internal Action<string>? Log { get; set; }
 }
 
 /// <summary>How the driver uses the cluster: call bounds and retries.</summary>

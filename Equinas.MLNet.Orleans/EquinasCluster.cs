@@ -44,6 +44,12 @@ public sealed class EquinasCluster : CandidateCluster, IAsyncDisposable, IDispos
     /// <inheritdoc/>
     public override string Description => _description;
 
+    /// <summary>
+    /// Gets or sets where the cluster's messages go (a worker lost, a candidate sent to another worker). Default: the
+    /// connection's logger as warnings (none for a client the application built).
+    /// </summary>
+    public Action<string>? Log { get; set; }
+
     /// <summary>The client the candidates go through.</summary>
     internal IClusterClient Client => _client;
 
@@ -82,7 +88,17 @@ public sealed class EquinasCluster : CandidateCluster, IAsyncDisposable, IDispos
     /// <inheritdoc/>
     internal override ICandidateExecutor CreateExecutor(int threadsPerJob)
     {
-        var executor = new ClusterExecutor(_client, threadsPerJob, _execution, m => _logger?.LogWarning("{Message}", m));
+        var executor = new ClusterExecutor(_client, threadsPerJob, _execution, m =>
+        {
+            if (Log is { } log)
+            {
+                log(m);
+            }
+            else
+            {
+                _logger?.LogWarning("{Message}", m);
+            }
+        });
         lock (Executors)
         {
             Executors.Add(executor);

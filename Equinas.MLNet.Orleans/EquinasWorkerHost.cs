@@ -43,6 +43,7 @@ public static class EquinasWorkerHost
         {
             o.Slots = options.Slots;
             o.CachedDatasets = options.CachedDatasets;
+            o.Log = options.Log;
         }));
         return builder.Build();
     }
