@@ -236,6 +236,12 @@ internal sealed class ClusterExecutor : ICandidateExecutor
             _log?.Invoke($"Worker {silo} is not usable ({e.GetType().Name}: {e.Message}); continuing without it.");
             return;
         }
+        catch (Exception e)
+        {
+            // Not the worker's fault (the data were refused): stop every slot, including those waiting for this upload.
+            run.Fail(e, stop);
+            return;
+        }
 
         while (run.TryTake(out int index))
         {
