@@ -81,9 +81,10 @@ internal sealed class DatasetCache : IDisposable
                 return;
             }
 
-            _ready[hash] = new Entry(train, validation) { LastUsed = ++_clock };
+            var entry = new Entry(train, validation) { LastUsed = ++_clock };
+            _ready[hash] = entry;
             Uploads++;
-            Evict();
+            Evict(keep: entry);
         }
     }
 
@@ -124,15 +125,16 @@ internal sealed class DatasetCache : IDisposable
         lock (_lock)
         {
             entry.Users--;
-            Evict();
+            Evict(keep: null);
         }
     }
 
-    private void Evict()
+    /// <summary>Drops the least recently used idle datasets beyond the capacity, never <paramref name="keep"/> (the one just uploaded).</summary>
+    private void Evict(Entry? keep)
     {
         while (_ready.Count > Capacity)
         {
-            var idle = _ready.Where(p => p.Value.Users == 0).OrderBy(p => p.Value.LastUsed).FirstOrDefault();
+            var idle = _ready.Where(p => p.Value.Users == 0 && p.Value != keep).OrderBy(p => p.Value.LastUsed).FirstOrDefault();
             if (idle.Value is null)
             {
                 return;
