@@ -78,14 +78,23 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
         workers[2].Process!.Kill(); // SIGKILL: the worker neither finishes its candidate nor leaves the cluster
         using (var limit = new CancellationTokenSource(TimeSpan.FromMinutes(4)))
         {
-            await driver.WaitForExitAsync(limit.Token);
+            try
+            {
+                await driver.WaitForExitAsync(limit.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                driver.Kill();
+                await driver.WaitForExitAsync();
+                Assert.Fail($"the driver did not finish within 4 minutes: {await driverOutput.All()}");
+            }
         }
 
         string text = await driverOutput.All();
         output.WriteLine(text);
         Assert.Equal(0, driver.ExitCode);
         Assert.Contains("goes to another worker", text, StringComparison.Ordinal);
-        Assert.Matches(@"cluster: \d+ candidates on 3 worker\(s\), [1-9]\d* sent again", text);
+        Assert.Matches(@"cluster: \d+ candidates on [23] worker\(s\), [1-9]\d* sent again", text);
 
         // 3. The same search in this process, uninterrupted.
         Assert.Equal(0, InProcess(Train("in-process.zip", cluster: false)));

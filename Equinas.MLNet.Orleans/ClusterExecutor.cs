@@ -233,7 +233,7 @@ internal sealed class ClusterExecutor : ICandidateExecutor
         }
         catch (Exception e) when (IsWorkerFault(e, stop.Token))
         {
-            _log?.Invoke($"Worker {silo} is not usable ({e.GetType().Name}: {e.Message}); continuing without it.");
+            _log?.Invoke($"Worker {silo} is not usable ({Brief(e)}); continuing without it.");
             return;
         }
         catch (Exception e)
@@ -275,7 +275,7 @@ internal sealed class ClusterExecutor : ICandidateExecutor
                     Retries++;
                 }
 
-                string why = siloLost.IsCancellationRequested ? "left the cluster" : watch.Elapsed >= bound ? $"exceeded the call's bound of {bound.TotalMinutes:F1} min" : $"failed ({e.GetType().Name}: {e.Message})";
+                string why = siloLost.IsCancellationRequested ? "left the cluster" : watch.Elapsed >= bound ? $"exceeded the call's bound of {bound.TotalMinutes:F1} min" : $"failed ({Brief(e)})";
                 if (attempt >= _options.MaxAttempts)
                 {
                     run.Fail(new InvalidOperationException($"Candidate {jobs[index].Id} was sent {attempt} times and its worker {why} every time (MaxAttempts = {_options.MaxAttempts}).", e), stop);
@@ -340,7 +340,7 @@ internal sealed class ClusterExecutor : ICandidateExecutor
         }
         catch (Exception e) when (IsWorkerFault(e, cancellationToken))
         {
-            _log?.Invoke($"The cluster's membership could not be read ({e.GetType().Name}: {e.Message}); asking again.");
+            _log?.Invoke($"The cluster's membership could not be read ({Brief(e)}); asking again.");
             return [];
         }
 
@@ -356,7 +356,7 @@ internal sealed class ClusterExecutor : ICandidateExecutor
             }
             catch (Exception e) when (IsWorkerFault(e, cancellationToken))
             {
-                _log?.Invoke($"Silo {silo} did not answer as an Equinas worker ({e.GetType().Name}: {e.Message}).");
+                _log?.Invoke($"Silo {silo} did not answer as an Equinas worker ({Brief(e)}).");
             }
         }
 
@@ -374,34 +374,76 @@ internal sealed class ClusterExecutor : ICandidateExecutor
     /// <summary>Cancels the calls of every silo that leaves the cluster, until <paramref name="cancellationToken"/> is cancelled.</summary>
     private async Task Watch(Dictionary<SiloAddress, CancellationTokenSource> silos, CancellationToken cancellationToken)
     {
+        var misses = new Dictionary<SiloAddress, int>();
         try
         {
             while (!cancellationToken.IsCancellationRequested)
             {
                 await Task.Delay(_options.MembershipPollInterval, cancellationToken).ConfigureAwait(false);
-                HashSet<SiloAddress> active;
+                HashSet<SiloAddress>? active = null;
                 try
                 {
                     active = await ActiveSilos(cancellationToken).ConfigureAwait(false);
                 }
                 catch (Exception e) when (IsWorkerFault(e, cancellationToken))
                 {
-                    // The silo that answered membership queries may be the one that died; ask again next time.
-                    continue;
+                    // The silo that answered membership queries may be the one that died; the liveness probes below
+                    // still run, and membership is asked again next time.
                 }
 
                 foreach (var (silo, source) in silos)
                 {
-                    if (!active.Contains(silo) && !source.IsCancellationRequested)
+                    if (source.IsCancellationRequested)
+                    {
+                        continue;
+                    }
+
+                    if (active is not null && !active.Contains(silo))
                     {
                         _log?.Invoke($"Worker {silo} left the cluster.");
                         await source.CancelAsync().ConfigureAwait(false);
+                        continue;
+                    }
+
+                    // A process that was killed stays in the membership until the others vote it dead (tens of seconds,
+                    // longer if it kept the membership queries): a direct probe notices sooner. Two misses in a row.
+                    if (!await Alive(silo, cancellationToken).ConfigureAwait(false))
+                    {
+                        misses[silo] = misses.GetValueOrDefault(silo) + 1;
+                        if (misses[silo] >= 2)
+                        {
+                            _log?.Invoke($"Worker {silo} does not answer.");
+                            await source.CancelAsync().ConfigureAwait(false);
+                        }
+                    }
+                    else
+                    {
+                        misses[silo] = 0;
                     }
                 }
             }
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
+        }
+    }
+
+    /// <summary>An exception's type and the first line of its message, for the log.</summary>
+    private static string Brief(Exception e) => $"{e.GetType().Name}: {e.Message.Split('\n')[0].Trim()}";
+
+    /// <summary>Whether the silo's first slot answers a description request within the probe bound (it answers while training).</summary>
+    private async Task<bool> Alive(SiloAddress silo, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var call = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            call.CancelAfter(_options.LivenessTimeout);
+            await _grains.GetGrain<ICandidateWorkerGrain>(SiloPinnedPlacement.Key(silo, 0)).Describe().WaitAsync(call.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (IsWorkerFault(e, cancellationToken))
+        {
+            return false;
         }
     }
 

@@ -116,13 +116,19 @@ public sealed class ClusterExecutionOptions
     /// <summary>Gets or sets how often the driver reads the cluster's membership while a generation runs. Default 1 s.</summary>
     public TimeSpan MembershipPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
+    /// <summary>
+    /// Gets or sets how long a busy worker may take to answer the driver's liveness probe; two misses in a row and its
+    /// candidates go to other workers. Default 10 s.
+    /// </summary>
+    public TimeSpan LivenessTimeout { get; set; } = TimeSpan.FromSeconds(10);
+
     /// <summary>Gets or sets the bound on the short calls (membership, a worker's description). Default 30 s.</summary>
     public TimeSpan ProbeTimeout { get; set; } = TimeSpan.FromSeconds(30);
 
     /// <summary>Throws when a setting is out of range, naming it.</summary>
     internal void Validate()
     {
-        foreach (var (name, value) in new[] { (nameof(CallTimeoutBase), CallTimeoutBase), (nameof(TimeoutPerStep), TimeoutPerStep), (nameof(WorkerWaitTimeout), WorkerWaitTimeout), (nameof(MembershipPollInterval), MembershipPollInterval), (nameof(ProbeTimeout), ProbeTimeout) })
+        foreach (var (name, value) in new[] { (nameof(CallTimeoutBase), CallTimeoutBase), (nameof(TimeoutPerStep), TimeoutPerStep), (nameof(WorkerWaitTimeout), WorkerWaitTimeout), (nameof(MembershipPollInterval), MembershipPollInterval), (nameof(ProbeTimeout), ProbeTimeout), (nameof(LivenessTimeout), LivenessTimeout) })
         {
             if (value <= TimeSpan.Zero)
             {

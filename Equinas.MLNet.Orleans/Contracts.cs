@@ -1,4 +1,5 @@
 #nullable enable
+using Orleans.Concurrency;
 namespace Equinas.MLNet.Orleans;
 
 /// <summary>
@@ -8,10 +9,12 @@ namespace Equinas.MLNet.Orleans;
 /// </summary>
 internal interface ICandidateWorkerGrain : IGrainWithStringKey
 {
-    /// <summary>What the silo offers: its training slots and cores.</summary>
+    /// <summary>What the silo offers: its training slots and cores. Answers while the slot trains (the driver's liveness probe).</summary>
+    [AlwaysInterleave]
     Task<WorkerDescription> Describe();
 
     /// <summary>Whether the silo holds the dataset with this content hash (then nothing needs uploading).</summary>
+    [AlwaysInterleave]
     Task<bool> HasDataset(string hash);
 
     /// <summary>
