@@ -18,6 +18,7 @@ internal static class Cli
         root.Subcommands.Add(ReportCommand());
         root.Subcommands.Add(ExportCommand());
         root.Subcommands.Add(ExportDigitsCommand());
+        root.Subcommands.Add(WorkerCommand());
         return root;
     }
 
@@ -51,9 +52,12 @@ internal static class Cli
         var checkpoint = new Option<string?>("--checkpoint") { Description = "Folder for checkpoints: the state after every generation or epoch is written there, and the same command run again continues from the last one (with the same scores as an uninterrupted run)." };
         var workers = new Option<int?>("--workers") { Description = $"Evolve: candidates trained at once (speed only; results do not depend on it; default {TrainerDefaults.Workers} here)." };
         var threadsPerWorker = new Option<int?>("--threads-per-worker") { Description = $"libtorch threads per training (results depend on it; default for evolve {TrainerDefaults.ThreadsPerWorker} here, else libtorch's own)." };
+        var cluster = new Option<string?>("--cluster") { Description = "Evolve: train the candidates on a cluster of 'equinas worker' processes: localhost[:GATEWAY,GATEWAY...] (this machine) or redis=CONNECTION (several machines); see docs/cluster.md." };
+        var (clusterId, tlsCert, tlsPassword) = ClusterOptions();
         var command = new Command("train", "Train a model and save it as an ML.NET model zip.")
         {
             data, mode, groups, group, generations, population, epochsPerGeneration, epochs, alphaLr, retrain, warmup, channels, batch, size, rgb, resize, strict, cache, seed, output, report, checkpoint, workers, threadsPerWorker,
+            cluster, clusterId, tlsCert, tlsPassword,
         };
         command.SetAction((result, token) => Guard(() => Commands.TrainAsync(
             new TrainSettings
@@ -82,6 +86,9 @@ internal static class Cli
                 Checkpoint = result.GetValue(checkpoint),
                 Workers = result.GetValue(workers),
                 ThreadsPerWorker = result.GetValue(threadsPerWorker),
+                Cluster = result.GetValue(cluster) is { } where
+                    ? new ClusterSettings { Cluster = where, ClusterId = result.GetValue(clusterId)!, TlsCertificate = result.GetValue(tlsCert), TlsPassword = result.GetValue(tlsPassword) }
+                    : null,
                 CommandLine = "equinas " + string.Join(' ', result.Tokens.Select(t => t.Value)),
             },
             token)));
@@ -137,6 +144,38 @@ internal static class Cli
         command.SetAction((result, token) => Guard(() => Commands.ExportDigitsAsync(result.GetValue(data)!, result.GetValue(part)!, result.GetValue(count), result.GetValue(output)!)));
         return command;
     }
+
+    private static Command WorkerCommand()
+    {
+        var cluster = new Option<string>("--cluster") { Description = "Membership: localhost (this machine only; the first worker keeps it) or redis=CONNECTION (workers on several machines).", DefaultValueFactory = _ => "localhost" };
+        var (clusterId, tlsCert, tlsPassword) = ClusterOptions();
+        var address = new Option<string>("--address") { Description = "Address to listen on and announce; anything but loopback needs --cluster redis=... and should use --tls-cert.", DefaultValueFactory = _ => "127.0.0.1" };
+        var siloPort = new Option<int>("--silo-port") { Description = "Port for worker-to-worker traffic (one per worker on a machine).", DefaultValueFactory = _ => 11111 };
+        var gatewayPort = new Option<int>("--gateway-port") { Description = "Port drivers (equinas train --cluster) connect to (one per worker on a machine).", DefaultValueFactory = _ => 30000 };
+        var primaryPort = new Option<int>("--primary-port") { Description = "localhost clustering: the silo port of the first worker, which keeps the membership.", DefaultValueFactory = _ => 11111 };
+        var slots = new Option<int>("--slots") { Description = "Candidates trained at once (each with the driver's --threads-per-worker).", DefaultValueFactory = _ => 1 };
+        var command = new Command("worker", "Join a cluster and train the candidates that 'equinas train --cluster' sends, until stopped (Ctrl+C).")
+        {
+            cluster, clusterId, tlsCert, tlsPassword, address, siloPort, gatewayPort, primaryPort, slots,
+        };
+        command.SetAction((result, token) => Guard(() => Commands.WorkerAsync(
+            new WorkerSettings
+            {
+                Cluster = new ClusterSettings { Cluster = result.GetValue(cluster)!, ClusterId = result.GetValue(clusterId)!, TlsCertificate = result.GetValue(tlsCert), TlsPassword = result.GetValue(tlsPassword) },
+                Address = result.GetValue(address)!,
+                SiloPort = result.GetValue(siloPort),
+                GatewayPort = result.GetValue(gatewayPort),
+                PrimaryPort = result.GetValue(primaryPort),
+                Slots = result.GetValue(slots),
+            },
+            token)));
+        return command;
+    }
+
+    private static (Option<string> ClusterId, Option<string?> TlsCert, Option<string?> TlsPassword) ClusterOptions() =>
+        (new Option<string>("--cluster-id") { Description = "Cluster id: workers and drivers with the same id form one cluster.", DefaultValueFactory = _ => "equinas" },
+         new Option<string?>("--tls-cert") { Description = "A .pfx file (certificate and private key) that turns on TLS; every worker and driver must use the same certificate, others are refused." },
+         new Option<string?>("--tls-password") { Description = "Password of the --tls-cert file (default: the environment variable EQUINAS_TLS_PASSWORD)." });
 
     private static Option<string> ModelOption() =>
         new("--model") { Description = "The model zip written by train.", DefaultValueFactory = _ => "equinas-model.zip" };

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using Equinas.Data;
 using Equinas.MLNet;
+using Equinas.MLNet.Orleans;
 using Microsoft.ML;
 using Microsoft.ML.Data;
 using Spectre.Console;
@@ -60,6 +61,9 @@ internal sealed record TrainSettings
 
     public int? ThreadsPerWorker { get; init; }
 
+    /// <summary>Where the candidates train (null: in this process).</summary>
+    public ClusterSettings? Cluster { get; init; }
+
     public string CommandLine { get; init; } = "";
 }
 
@@ -79,6 +83,28 @@ internal sealed class Tee(IProgress<EquinasProgress> view, Action<EquinasProgres
 /// <summary>The command handlers (callable in-process, as the tests do).</summary>
 internal static class Commands
 {
+    /// <summary>Runs a worker until <paramref name="token"/> is cancelled (Ctrl+C); 0 when stopped that way.</summary>
+    public static async Task<int> WorkerAsync(WorkerSettings s, CancellationToken token)
+    {
+        var options = s.ToOptions();
+        using var host = EquinasWorkerHost.Build(options, new EquinasWorkerOptions { Slots = s.Slots, Log = Output.Info });
+        await host.StartAsync(token).ConfigureAwait(false);
+        string membership = options.RedisConnectionString is { } redis ? $"Redis {redis}" : $"localhost clustering (primary silo port {options.PrimarySiloPort})";
+        Output.Info(string.Create(CultureInfo.InvariantCulture,
+            $"worker ready: cluster '{options.ClusterId}', {membership}, listening on {options.AdvertisedAddress}:{options.SiloPort} (gateway {options.GatewayPort}), {s.Slots} slot(s){(options.Certificate is null ? ", no TLS" : ", TLS")}; Ctrl+C stops it"));
+        try
+        {
+            await Task.Delay(Timeout.Infinite, token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+        }
+
+        await host.StopAsync(CancellationToken.None).ConfigureAwait(false);
+        Output.Info("worker stopped");
+        return 0;
+    }
+
     public static async Task<int> TrainAsync(TrainSettings s, CancellationToken token)
     {
         var total = Stopwatch.StartNew();
@@ -101,6 +127,12 @@ internal static class Commands
         }
 
         var resize = ImagePipeline.ParseResize(s.Resize);
+        if (s.Cluster is not null && mode != SearchMode.Evolutionary)
+        {
+            throw new ArgumentException($"--cluster is for --mode evolve (its candidates are what a cluster trains); found --mode {s.Mode}.");
+        }
+
+        var clusterOptions = s.Cluster?.ToOptions();
         var ml = new MLContext(seed: s.Seed);
         int unreadable = 0;
         ml.Log += (_, e) => ShowTrainerLog(e, ref unreadable);
@@ -152,6 +184,14 @@ internal static class Commands
             Workers = s.Workers,
             ThreadsPerWorker = s.ThreadsPerWorker,
         };
+        await using var cluster = clusterOptions is null ? null : await EquinasCluster.ConnectAsync(clusterOptions, cancellationToken: token).ConfigureAwait(false);
+        if (cluster is not null)
+        {
+            options.Cluster = cluster;
+            cluster.Log = m => Output.Info("cluster: " + m);
+            Output.Info($"candidates train on the {cluster.Description}");
+        }
+
         if (s.Checkpoint is { } folder && Directory.Exists(folder) && Directory.EnumerateFiles(folder, "checkpoint-*.zip").Any())
         {
             Output.Info($"checkpoint folder {Path.GetFullPath(folder)} holds a checkpoint: continuing from it");
@@ -177,6 +217,13 @@ internal static class Commands
                 : $"it holds everything up to the last finished step ({ProgressView.StepName(done)}; step {done.Step} of {done.TotalSteps})";
             throw new ResumableCancellationException(
                 $"Cancelled; no model was written. The checkpoint folder {Path.GetFullPath(s.Checkpoint)} is kept: {kept}. Run the same command again (same data and options, --checkpoint {s.Checkpoint}) to continue from there.", e);
+        }
+
+        if (cluster is not null)
+        {
+            var costs = cluster.Executors.SelectMany(e => e.Costs).ToArray();
+            Output.Info(string.Create(CultureInfo.InvariantCulture,
+                $"cluster: {costs.Length} candidates on {costs.Select(c => c.Worker).Distinct().Count()} worker(s), {cluster.Executors.Sum(e => e.Retries)} sent again after a worker was lost, {cluster.Executors.Sum(e => e.Uploads)} dataset upload(s)"));
         }
 
         var scoredTrain = predictor.Transform(preprocessing.Transform(trainView));

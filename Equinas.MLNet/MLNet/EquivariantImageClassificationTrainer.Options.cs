@@ -252,6 +252,14 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// </summary>
         public string? CheckpointDirectory { get; set; }
 
+        /// <summary>
+        /// Gets or sets, for the evolutionary search, a cluster of worker machines that trains each generation's
+        /// candidates instead of this process (<see cref="Workers"/> then does not apply; the result is the same, bit
+        /// for bit, as in process with the same <see cref="ThreadsPerWorker"/>). Implemented by the
+        /// <c>Equinas.MLNet.Orleans</c> package. The trainer does not dispose it. Default: none (train in this process).
+        /// </summary>
+        public CandidateCluster? Cluster { get; set; }
+
         /// <summary>Gets or sets where progress reports go after every generation or epoch.</summary>
         public IProgress<EquinasProgress>? Progress { get; set; }
 
@@ -300,6 +308,11 @@ public sealed partial class EquivariantImageClassificationTrainer
             {
                 case SearchMode.Evolutionary:
                     settings[nameof(Workers)] = Text(Workers ?? Defaults.Workers);
+                    if (Cluster is not null)
+                    {
+                        settings[nameof(Cluster)] = Cluster.Description;
+                    }
+
                     settings[nameof(PopulationSize)] = Text(PopulationSize);
                     settings[nameof(Generations)] = Text(Generations);
                     settings[nameof(EpochsPerGeneration)] = Text(EpochsPerGeneration);
@@ -331,6 +344,8 @@ public sealed partial class EquivariantImageClassificationTrainer
             var settings = Describe(seed, trainImages, validationImages, threadsPerWorker, height, width).ToDictionary(p => p.Key, p => p.Value);
             // Not the worker count (no result depends on it) nor the image counts (the data's own description has them).
             settings.Remove(nameof(Workers));
+            // Nor where the candidates trained: a search started in process may continue on a cluster and back.
+            settings.Remove(nameof(Cluster));
             settings.Remove("TrainImages");
             settings.Remove("ValidationImages");
             settings["EngineVersion"] = typeof(Options).Assembly.GetCustomAttributes(typeof(System.Reflection.AssemblyInformationalVersionAttribute), false)
@@ -367,6 +382,7 @@ public sealed partial class EquivariantImageClassificationTrainer
             Require(ImageCacheMegabytes >= 0, nameof(ImageCacheMegabytes), "zero or a positive number", ImageCacheMegabytes);
             Require(Workers is null or > 0, nameof(Workers), "a positive number or null", Workers);
             Require(ThreadsPerWorker is null or > 0, nameof(ThreadsPerWorker), "a positive number or null", ThreadsPerWorker);
+            Require(Cluster is null || SearchMode == SearchMode.Evolutionary, nameof(Cluster), "null unless SearchMode is Evolutionary (only its candidates are trained on a cluster)", Cluster?.Description);
             Require(CheckpointDirectory is null || !string.IsNullOrWhiteSpace(CheckpointDirectory), nameof(CheckpointDirectory), "a folder path or null", CheckpointDirectory);
             if (LayerGroups is { } groups)
             {

@@ -19,7 +19,14 @@ var benchmarks = new Dictionary<string, Func<BenchmarkOptions, int>>(StringCompa
     ["differentiable"] = DifferentiableExperiment.Run,
     ["known-answer"] = KnownAnswerExperiment.Run,
     ["folders"] = FolderBenchmark.Run,
+    ["cluster"] = ClusterBenchmark.Run,
 };
+
+// The cluster benchmark's worker processes (not a benchmark of its own).
+if (args.Length > 0 && args[0] == "cluster-worker")
+{
+    return ClusterBenchmark.Worker(BenchmarkOptions.Parse(args.AsSpan(1)));
+}
 
 if (args.Length == 0 || !benchmarks.TryGetValue(args[0], out var run))
 {

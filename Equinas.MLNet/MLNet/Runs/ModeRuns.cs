@@ -47,6 +47,8 @@ internal sealed class EvolutionRun : IModeRun
     public RunResult Run(RunContext context)
     {
         var o = context.Options;
+        var executor = o.Cluster?.CreateExecutor(context.Threads);
+        using var owned = executor as IDisposable;
         var search = new EvolutionarySearch(new EvolutionOptions
         {
             TopGroup = o.TopGroup,
@@ -60,6 +62,7 @@ internal sealed class EvolutionRun : IModeRun
         })
         {
             Checkpoints = context.Checkpoints,
+            Executor = executor,
         };
         int total = o.Generations + 1;
         int candidatesSoFar = 0;

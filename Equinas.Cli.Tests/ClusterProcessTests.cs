@@ -1,0 +1,250 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Equinas.Cli.Tests;
+
+/// <summary>
+/// Three <c>equinas worker</c> processes on loopback with Redis membership (started by <c>.ci/run</c>), a driver
+/// process (<c>equinas train --cluster redis=...</c>), one worker killed with SIGKILL mid-generation: the search
+/// completes and its model scores every image exactly as an uninterrupted in-process run's.
+/// </summary>
+[Collection("Console")]
+public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
+{
+    /// <summary>Where .ci/run starts Redis; EQUINAS_TEST_REDIS overrides it.</summary>
+    private static readonly string Redis = Environment.GetEnvironmentVariable("EQUINAS_TEST_REDIS") ?? "127.0.0.1:6390";
+
+    private readonly string _root = Path.Combine(Path.GetTempPath(), $"equinas-cluster-{Guid.NewGuid():N}");
+    private readonly List<Process> _children = [];
+
+    public void Dispose()
+    {
+        foreach (var child in _children)
+        {
+            if (!child.HasExited)
+            {
+                child.Kill();
+            }
+
+            child.Dispose();
+        }
+
+        if (Directory.Exists(_root))
+        {
+            Directory.Delete(_root, recursive: true);
+        }
+    }
+
+    [Fact]
+    public async Task A_worker_killed_mid_generation_costs_the_search_nothing_but_time()
+    {
+        RequireRedis();
+        var images = Path.Combine(_root, "images");
+        Assert.Equal(0, InProcess("export-digits", "--data", "digits", "--split", "train", "--count", "300", "--out", images));
+        string clusterId = $"test-{Guid.NewGuid():N}";
+        string[] Train(string model, bool cluster) =>
+        [
+            "train", "--data", images, "--mode", "evolve", "--generations", "2", "--population", "2", "--epochs-per-generation", "2",
+            "--channels", "8,16,16", "--threads-per-worker", "1", "--out", Path.Combine(_root, model),
+            .. cluster ? new[] { "--cluster", $"redis={Redis}", "--cluster-id", clusterId } : [],
+        ];
+
+        // 1. Three workers, each with its own ports, in one Redis-kept cluster. The last one is killed as soon as it says
+        //    it trains a candidate of generation 1 or later (ids from 1), so that candidate is in flight.
+        var workers = new List<LineReader>();
+        for (int i = 0; i < 3; i++)
+        {
+            var worker = Start(["worker", "--cluster", $"redis={Redis}", "--cluster-id", clusterId, "--silo-port", Port().ToString(System.Globalization.CultureInfo.InvariantCulture), "--gateway-port", Port().ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+            workers.Add(new LineReader(worker, line => line.StartsWith("worker ready", StringComparison.Ordinal)));
+        }
+
+        foreach (var worker in workers)
+        {
+            await worker.Wait(TimeSpan.FromMinutes(1), "worker ready");
+        }
+
+        var victim = new LineReader(null, line => System.Text.RegularExpressions.Regex.IsMatch(line, @"^candidate [1-9]\d*: training"));
+        workers[2].Also = victim;
+
+        // 2. The driver.
+        var driver = Start(Train("cluster.zip", cluster: true));
+        var driverOutput = new LineReader(driver, _ => false);
+        await victim.Wait(TimeSpan.FromMinutes(3), "a candidate of generation 1 on the last worker");
+        workers[2].Process!.Kill(); // SIGKILL: the worker neither finishes its candidate nor leaves the cluster
+        using (var limit = new CancellationTokenSource(TimeSpan.FromMinutes(4)))
+        {
+            try
+            {
+                await driver.WaitForExitAsync(limit.Token);
+            }
+            catch (OperationCanceledException)
+            {
+                driver.Kill();
+                await driver.WaitForExitAsync();
+                Assert.Fail($"the driver did not finish within 4 minutes: {await driverOutput.All()}");
+            }
+        }
+
+        string text = await driverOutput.All();
+        output.WriteLine(text);
+        Assert.Equal(0, driver.ExitCode);
+        Assert.Contains("goes to another worker", text, StringComparison.Ordinal);
+        Assert.Matches(@"cluster: \d+ candidates on [23] worker\(s\), [1-9]\d* sent again", text);
+
+        // 3. The same search in this process, uninterrupted.
+        Assert.Equal(0, InProcess(Train("in-process.zip", cluster: false)));
+        Assert.Equal(Scores(Path.Combine(_root, "in-process.zip"), images), Scores(Path.Combine(_root, "cluster.zip"), images));
+    }
+
+    /// <summary>Fails (not skips) when the membership store is not running: .ci/run starts it.</summary>
+    private static void RequireRedis()
+    {
+        var parts = Redis.Split(':');
+        try
+        {
+            using var client = new TcpClient();
+            client.Connect(parts[0], int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture));
+            using var stream = client.GetStream();
+            stream.Write("PING\r\n"u8);
+            var buffer = new byte[16];
+            int read = stream.Read(buffer);
+            Assert.True(read > 0 && buffer[0] == (byte)'+', "no PONG");
+        }
+        catch (Exception e) when (e is SocketException or IOException or Xunit.Sdk.XunitException)
+        {
+            Assert.Fail($"The cluster test needs Redis at {Redis} (its membership store) and found none ({e.Message}). .ci/run installs and starts it; by hand: apt-get install redis-server && redis-server --port 6390 --bind 127.0.0.1 --daemonize yes (or set EQUINAS_TEST_REDIS=host:port).");
+        }
+    }
+
+    private static int Port()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+
+    private Process Start(IEnumerable<string> args)
+    {
+        var start = new ProcessStartInfo(Path.Combine(AppContext.BaseDirectory, "equinas"))
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        var child = Process.Start(start)!;
+        _children.Add(child);
+        return child;
+    }
+
+    private int InProcess(params string[] args)
+    {
+        var writer = new StringWriter();
+        var original = Console.Out;
+        Console.SetOut(writer);
+        try
+        {
+            int code = Cli.Build().Parse(args).Invoke();
+            output.WriteLine($"equinas {string.Join(' ', args)} -> {code}\n{writer}");
+            return code;
+        }
+        finally
+        {
+            Console.SetOut(original);
+        }
+    }
+
+    private static float[][] Scores(string model, string images)
+    {
+        var ml = new MLContext(seed: 1);
+        var (loaded, _) = ModelFile.Load(ml, model);
+        try
+        {
+            var rows = DataSource.Parse(images).Rows(DataPart.Test);
+            return loaded.Transform(ImagePipeline.ToDataView(ml, rows)).GetColumn<float[]>(ImagePipeline.ScoreColumn).ToArray();
+        }
+        finally
+        {
+            (loaded as IDisposable)?.Dispose();
+        }
+    }
+
+    /// <summary>Reads a child's output line by line (both streams, so it never blocks) and signals the first line that matches.</summary>
+    private sealed class LineReader
+    {
+        private readonly System.Text.StringBuilder _seen = new();
+        private readonly TaskCompletionSource _found = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private readonly Func<string, bool> _match;
+        private readonly Task _reading = Task.CompletedTask;
+
+        public LineReader(Process? process, Func<string, bool> match)
+        {
+            Process = process;
+            _match = match;
+            if (process is not null)
+            {
+                _reading = Task.WhenAll(Read(process.StandardOutput), Read(process.StandardError));
+            }
+        }
+
+        public Process? Process { get; }
+
+        /// <summary>A second reader that sees the same lines.</summary>
+        public LineReader? Also { get; set; }
+
+        public async Task Wait(TimeSpan limit, string what)
+        {
+            var done = Process is null ? Task.Delay(Timeout.Infinite) : Process.WaitForExitAsync();
+            if (await Task.WhenAny(_found.Task, done, Task.Delay(limit)) != _found.Task)
+            {
+                Assert.Fail($"no {what} within {limit.TotalSeconds:F0} s: {Text()}");
+            }
+        }
+
+        public async Task<string> All()
+        {
+            await _reading;
+            return Text();
+        }
+
+        private string Text()
+        {
+            lock (_seen)
+            {
+                return _seen.ToString();
+            }
+        }
+
+        private void Line(string line)
+        {
+            lock (_seen)
+            {
+                _seen.AppendLine(line);
+            }
+
+            if (_match(line))
+            {
+                _found.TrySetResult();
+            }
+
+            Also?.Line(line);
+        }
+
+        private async Task Read(StreamReader reader)
+        {
+            while (await reader.ReadLineAsync() is { } line)
+            {
+                Line(line);
+            }
+        }
+    }
+}

@@ -1,0 +1,578 @@
+#nullable enable
+using System.Diagnostics;
+using Equinas.MLNet.Nn.Networks;
+using Equinas.MLNet.Search.Execution;
+using Equinas.MLNet.Search.Training;
+using Orleans.Runtime;
+
+namespace Equinas.MLNet.Orleans;
+
+/// <summary>What one candidate cost on the cluster, for the benchmark and the logs.</summary>
+/// <param name="Id">The candidate's id.</param>
+/// <param name="Worker">The silo that trained it.</param>
+/// <param name="Encode">Driver time to turn its network into bytes.</param>
+/// <param name="RoundTrip">The grain call, from sending to receiving the result.</param>
+/// <param name="WorkerTime">Time the worker spent on the call (decoding and encoding included).</param>
+/// <param name="Training">Its training, norm re-estimation and validation time, as the worker measured it.</param>
+/// <param name="Decode">Driver time to rebuild the trained network.</param>
+/// <param name="Attempts">Calls made for it (more than one when a worker was lost).</param>
+internal sealed record CandidateCost(int Id, string Worker, TimeSpan Encode, TimeSpan RoundTrip, TimeSpan WorkerTime, TimeSpan Training, TimeSpan Decode, int Attempts)
+{
+    /// <summary>Everything that is not training, as a fraction of the training time.</summary>
+    public double OverheadFraction => Training > TimeSpan.Zero ? (Encode + RoundTrip - Training + Decode) / Training : double.NaN;
+}
+
+/// <summary>
+/// Trains a generation's candidates on the worker silos of an Orleans cluster: the driver side of
+/// <see cref="ICandidateExecutor"/>.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Every active silo offers its slots (<see cref="EquinasWorkerOptions.Slots"/>); each slot takes the next candidate
+/// in id order. The search's data are encoded once (<see cref="DatasetTransfer"/>) and uploaded to a silo only when it
+/// does not hold them yet; a candidate travels as its network's bytes, epochs, seed and thread count, and comes back as
+/// its trained weights and metrics, from which the network is rebuilt here. The results are those of the in-process
+/// executor bit for bit: the worker trains each candidate with <see cref="CandidateTraining.Train"/> on the same bits
+/// with the same thread count.
+/// </para>
+/// <para>
+/// Faults: the driver polls the cluster's membership while a generation runs; the calls of a silo that leaves it (or
+/// fails, or exceeds a call's time bound) are abandoned and their candidates go back to the queue for the other silos
+/// (at most <see cref="ClusterExecutionOptions.MaxAttempts"/> calls per candidate). Errors of the training itself
+/// (bad data, a bug) are not retried: they fail the generation as they would in process.
+/// </para>
+/// </remarks>
+internal sealed class ClusterExecutor : ICandidateExecutor
+{
+    private readonly IGrainFactory _grains;
+    private readonly ClusterExecutionOptions _options;
+    private readonly Action<string>? _log;
+    private readonly List<CandidateCost> _costs = [];
+    private (ImageDataset Train, ImageDataset Validation, DatasetTransfer Data)? _dataset;
+
+    public ClusterExecutor(IGrainFactory grains, int threadsPerJob, ClusterExecutionOptions? options = null, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(grains);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(threadsPerJob);
+        _grains = grains;
+        ThreadsPerJob = threadsPerJob;
+        _options = options ?? new ClusterExecutionOptions();
+        _options.Validate();
+        _log = log;
+    }
+
+    /// <inheritdoc/>
+    public int ThreadsPerJob { get; }
+
+    /// <summary>The cost of every candidate trained so far, in finishing order.</summary>
+    public IReadOnlyList<CandidateCost> Costs
+    {
+        get
+        {
+            lock (_costs)
+            {
+                return _costs.ToArray();
+            }
+        }
+    }
+
+    /// <summary>Called before every training call with the silo and the candidate's id (tests use it to stop a silo mid-generation).</summary>
+    internal Func<SiloAddress, int, Task>? BeforeCall { get; init; }
+
+    /// <summary>Dataset uploads so far (one per silo that did not hold the data).</summary>
+    public int Uploads { get; private set; }
+
+    /// <summary>Calls abandoned because their silo was lost, failed or exceeded its time bound.</summary>
+    public int Retries { get; private set; }
+
+    /// <inheritdoc/>
+    public IReadOnlyList<CandidateOutcome> Execute(CandidateBatch batch, Action<CandidateOutcome>? finished, CancellationToken cancellationToken) =>
+        ExecuteAsync(batch, finished, cancellationToken).GetAwaiter().GetResult();
+
+    internal static TrainingOptions ToOptions(TrainingSettings s) => new()
+    {
+        Optimizer = (OptimizerKind)s.Optimizer,
+        LearningRate = s.LearningRate,
+        Momentum = s.Momentum,
+        WeightDecay = s.WeightDecay,
+        BatchSize = s.BatchSize,
+        EvaluationBatchSize = s.EvaluationBatchSize,
+        NormCalibrationImages = s.NormCalibrationImages,
+    };
+
+    internal static TrainingSettings ToSettings(TrainingOptions o) =>
+        new((int)o.Optimizer, o.LearningRate, o.Momentum, o.WeightDecay, o.BatchSize, o.EvaluationBatchSize, o.NormCalibrationImages);
+
+    internal static EpochRecord ToRecord(EpochMetrics e) => new(
+        e.Epoch, e.Train.Loss, e.Train.Accuracy, e.Train.Images, e.Validation is not null,
+        e.Validation?.Loss ?? 0, e.Validation?.Accuracy ?? 0, e.Validation?.Images ?? 0,
+        e.Elapsed.Ticks, e.TrainingTime.Ticks, e.ValidationTime.Ticks, e.CalibrationTime.Ticks);
+
+    internal static EpochMetrics ToMetrics(EpochRecord r) => new(
+        r.Epoch, new PassMetrics(r.TrainLoss, r.TrainAccuracy, r.TrainImages),
+        r.Validated ? new PassMetrics(r.ValidationLoss, r.ValidationAccuracy, r.ValidationImages) : null,
+        TimeSpan.FromTicks(r.ElapsedTicks), TimeSpan.FromTicks(r.TrainingTicks), TimeSpan.FromTicks(r.ValidationTicks), TimeSpan.FromTicks(r.CalibrationTicks));
+
+    private async Task<IReadOnlyList<CandidateOutcome>> ExecuteAsync(CandidateBatch batch, Action<CandidateOutcome>? finished, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        cancellationToken.ThrowIfCancellationRequested();
+        var jobs = batch.Jobs;
+        if (jobs.Count == 0)
+        {
+            return [];
+        }
+
+        var data = Dataset(batch.Train, batch.Validation);
+        var settings = ToSettings(batch.Training);
+        var run = new Run(jobs.Count);
+        var payloads = new CandidatePayload[jobs.Count];
+        var encode = new TimeSpan[jobs.Count];
+        for (int i = 0; i < jobs.Count; i++)
+        {
+            var watch = Stopwatch.StartNew();
+            var (architecture, weights) = NetworkBytes.Save(jobs[i].Network);
+            payloads[i] = new CandidatePayload(jobs[i].Id, architecture, weights, jobs[i].Epochs, jobs[i].Seed, ThreadsPerJob, data.Hash, settings);
+            encode[i] = watch.Elapsed;
+        }
+
+        var bound = CallBound(jobs, batch);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        try
+        {
+            var waitingSince = Stopwatch.StartNew();
+            while (run.Remaining > 0)
+            {
+                stop.Token.ThrowIfCancellationRequested();
+                var workers = await Workers(stop.Token).ConfigureAwait(false);
+                if (workers.Count == 0)
+                {
+                    if (waitingSince.Elapsed > _options.WorkerWaitTimeout)
+                    {
+                        throw new InvalidOperationException(
+                            $"No Equinas worker is in the cluster (waited {_options.WorkerWaitTimeout.TotalSeconds:F0} s with {run.Remaining} of {jobs.Count} candidates left). Start workers with 'equinas worker' (or AddEquinasWorker) in the same cluster.");
+                    }
+
+                    await Task.Delay(_options.MembershipPollInterval, stop.Token).ConfigureAwait(false);
+                    continue;
+                }
+
+                waitingSince.Restart();
+                using var round = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+                var lost = workers.ToDictionary(w => w.Silo, w => CancellationTokenSource.CreateLinkedTokenSource(round.Token));
+                try
+                {
+                    var watchdog = Watch(lost, round.Token);
+                    var slots = workers.SelectMany(w => Enumerable.Range(0, w.Slots).Select(s => Slot(w.Silo, s, lost[w.Silo].Token, data, payloads, encode, jobs, run, finished, bound, stop))).ToArray();
+                    await Task.WhenAll(slots).ConfigureAwait(false);
+                    await round.CancelAsync().ConfigureAwait(false);
+                    await watchdog.ConfigureAwait(false);
+                }
+                finally
+                {
+                    foreach (var source in lost.Values)
+                    {
+                        source.Dispose();
+                    }
+                }
+            }
+
+            // Delivered outcomes own new networks: the jobs' own are done with.
+            for (int i = 0; i < jobs.Count; i++)
+            {
+                if (!run.Delivered[i])
+                {
+                    run.Delivered[i] = true;
+                    jobs[i].Network.Dispose();
+                }
+            }
+
+            return run.Outcomes.Select(o => o!).ToArray();
+        }
+        catch (Exception e)
+        {
+            // Outcomes not yet handed to the caller are disposed; the jobs' networks of those stay the caller's.
+            for (int i = 0; i < jobs.Count; i++)
+            {
+                if (!run.Delivered[i])
+                {
+                    run.Outcomes[i]?.Network.Dispose();
+                }
+            }
+
+            // The first error of a slot, not the cancellation it caused elsewhere.
+            if (run.Error is { } error && error != e && !cancellationToken.IsCancellationRequested)
+            {
+                System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(error).Throw();
+            }
+
+            throw;
+        }
+    }
+
+    /// <summary>One slot of one silo: takes candidates until none is left or the silo is lost.</summary>
+    private async Task Slot(
+        SiloAddress silo, int slot, CancellationToken siloLost, DatasetTransfer data, CandidatePayload[] payloads, TimeSpan[] encode,
+        IReadOnlyList<CandidateJob> jobs, Run run, Action<CandidateOutcome>? finished, TimeSpan bound, CancellationTokenSource stop)
+    {
+        var grain = _grains.GetGrain<ICandidateWorkerGrain>(SiloPinnedPlacement.Key(silo, slot));
+        try
+        {
+            if (slot == 0)
+            {
+                await EnsureDataset(grain, data, siloLost).ConfigureAwait(false);
+            }
+            else
+            {
+                // The other slots wait for slot 0's upload (they find the data through the same silo's cache).
+                while (!await grain.HasDataset(data.Hash).WaitAsync(siloLost).ConfigureAwait(false))
+                {
+                    await Task.Delay(100, siloLost).ConfigureAwait(false);
+                }
+            }
+        }
+        catch (Exception e) when (IsWorkerFault(e, stop.Token))
+        {
+            _log?.Invoke($"Worker {silo} is not usable ({Brief(e)}); continuing without it.");
+            return;
+        }
+        catch (Exception e)
+        {
+            // Not the worker's fault (the data were refused): stop every slot, including those waiting for this upload.
+            run.Fail(e, stop);
+            return;
+        }
+
+        while (run.TryTake(out int index))
+        {
+            int attempt = run.Attempt(index);
+            var watch = Stopwatch.StartNew();
+            TrainedCandidate result;
+            try
+            {
+                if (BeforeCall is { } before)
+                {
+                    await before(silo, jobs[index].Id).ConfigureAwait(false);
+                }
+
+                using var call = CancellationTokenSource.CreateLinkedTokenSource(siloLost);
+                call.CancelAfter(bound);
+                try
+                {
+                    result = await grain.Train(payloads[index], call.Token).WaitAsync(call.Token).ConfigureAwait(false);
+                }
+                catch (DatasetMissingException)
+                {
+                    // Evicted meanwhile (another search used the worker): upload again, once.
+                    await EnsureDataset(grain, data, call.Token).ConfigureAwait(false);
+                    result = await grain.Train(payloads[index], call.Token).WaitAsync(call.Token).ConfigureAwait(false);
+                }
+            }
+            catch (Exception e) when (IsWorkerFault(e, stop.Token))
+            {
+                lock (run)
+                {
+                    Retries++;
+                }
+
+                string why = siloLost.IsCancellationRequested ? "left the cluster" : watch.Elapsed >= bound ? $"exceeded the call's bound of {bound.TotalMinutes:F1} min" : $"failed ({Brief(e)})";
+                if (attempt >= _options.MaxAttempts)
+                {
+                    run.Fail(new InvalidOperationException($"Candidate {jobs[index].Id} was sent {attempt} times and its worker {why} every time (MaxAttempts = {_options.MaxAttempts}).", e), stop);
+                    return;
+                }
+
+                _log?.Invoke($"Worker {silo} {why} while training candidate {jobs[index].Id}; it goes to another worker.");
+                run.Return(index);
+                return;
+            }
+            catch (Exception e)
+            {
+                run.Fail(e, stop);
+                return;
+            }
+
+            var roundTrip = watch.Elapsed;
+            var decodeWatch = Stopwatch.StartNew();
+            // The stored network is not disposed: its network becomes the outcome's.
+            var network = (GroupCnn)NetworkBytes.Load(payloads[index].Architecture, result.Weights).Network;
+
+            var outcome = new CandidateOutcome(jobs[index].Id, network, result.Epochs.Select(ToMetrics).ToArray());
+            var decode = decodeWatch.Elapsed;
+            var training = TimeSpan.FromTicks(outcome.Epochs.Sum(e => (e.TrainingTime + e.CalibrationTime + e.ValidationTime).Ticks));
+            lock (_costs)
+            {
+                _costs.Add(new CandidateCost(jobs[index].Id, result.Worker, encode[index], roundTrip, TimeSpan.FromTicks(result.WorkerTicks), training, decode, attempt));
+            }
+
+            if (!run.Complete(index, outcome, jobs[index], finished, stop))
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task EnsureDataset(ICandidateWorkerGrain grain, DatasetTransfer data, CancellationToken cancellationToken)
+    {
+        if (await grain.HasDataset(data.Hash).WaitAsync(cancellationToken).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        for (int chunk = 0; chunk < data.ChunkCount; chunk++)
+        {
+            await grain.UploadDatasetChunk(data.Hash, chunk, data.ChunkCount, data.Chunk(chunk)).WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
+        lock (_costs)
+        {
+            Uploads++;
+        }
+    }
+
+    /// <summary>The active silos that run Equinas workers, with their slots.</summary>
+    private async Task<List<(SiloAddress Silo, int Slots)>> Workers(CancellationToken cancellationToken)
+    {
+        HashSet<SiloAddress> hosts;
+        try
+        {
+            hosts = await ActiveSilos(cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsWorkerFault(e, cancellationToken))
+        {
+            _log?.Invoke($"The cluster's membership could not be read ({Brief(e)}); asking again.");
+            return [];
+        }
+
+        var workers = new List<(SiloAddress, int)>();
+        foreach (var silo in hosts.OrderBy(s => s.ToParsableString(), StringComparer.Ordinal))
+        {
+            try
+            {
+                using var call = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                call.CancelAfter(_options.ProbeTimeout);
+                var description = await _grains.GetGrain<ICandidateWorkerGrain>(SiloPinnedPlacement.Key(silo, 0)).Describe().WaitAsync(call.Token).ConfigureAwait(false);
+                workers.Add((silo, description.Slots));
+            }
+            catch (Exception e) when (IsWorkerFault(e, cancellationToken))
+            {
+                _log?.Invoke($"Silo {silo} did not answer as an Equinas worker ({Brief(e)}).");
+            }
+        }
+
+        return workers;
+    }
+
+    private async Task<HashSet<SiloAddress>> ActiveSilos(CancellationToken cancellationToken)
+    {
+        using var call = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        call.CancelAfter(_options.ProbeTimeout);
+        var hosts = await _grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true).WaitAsync(call.Token).ConfigureAwait(false);
+        return hosts.Where(h => h.Value == SiloStatus.Active).Select(h => h.Key).ToHashSet();
+    }
+
+    /// <summary>Cancels the calls of every silo that leaves the cluster, until <paramref name="cancellationToken"/> is cancelled.</summary>
+    private async Task Watch(Dictionary<SiloAddress, CancellationTokenSource> silos, CancellationToken cancellationToken)
+    {
+        var misses = new Dictionary<SiloAddress, int>();
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                await Task.Delay(_options.MembershipPollInterval, cancellationToken).ConfigureAwait(false);
+                HashSet<SiloAddress>? active = null;
+                try
+                {
+                    active = await ActiveSilos(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (IsWorkerFault(e, cancellationToken))
+                {
+                    // The silo that answered membership queries may be the one that died; the liveness probes below
+                    // still run, and membership is asked again next time.
+                }
+
+                foreach (var (silo, source) in silos)
+                {
+                    if (source.IsCancellationRequested)
+                    {
+                        continue;
+                    }
+
+                    if (active is not null && !active.Contains(silo))
+                    {
+                        _log?.Invoke($"Worker {silo} left the cluster.");
+                        await source.CancelAsync().ConfigureAwait(false);
+                        continue;
+                    }
+
+                    // A process that was killed stays in the membership until the others vote it dead (tens of seconds,
+                    // longer if it kept the membership queries): a direct probe notices sooner. Two misses in a row.
+                    if (!await Alive(silo, cancellationToken).ConfigureAwait(false))
+                    {
+                        misses[silo] = misses.GetValueOrDefault(silo) + 1;
+                        if (misses[silo] >= 2)
+                        {
+                            _log?.Invoke($"Worker {silo} does not answer.");
+                            await source.CancelAsync().ConfigureAwait(false);
+                        }
+                    }
+                    else
+                    {
+                        misses[silo] = 0;
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+        }
+    }
+
+    /// <summary>An exception's type and the first line of its message, for the log.</summary>
+    private static string Brief(Exception e) => $"{e.GetType().Name}: {e.Message.Split('\n')[0].Trim()}";
+
+    /// <summary>Whether the silo's first slot answers a description request within the probe bound (it answers while training).</summary>
+    private async Task<bool> Alive(SiloAddress silo, CancellationToken cancellationToken)
+    {
+        try
+        {
+            using var call = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            call.CancelAfter(_options.LivenessTimeout);
+            await _grains.GetGrain<ICandidateWorkerGrain>(SiloPinnedPlacement.Key(silo, 0)).Describe().WaitAsync(call.Token).ConfigureAwait(false);
+            return true;
+        }
+        catch (Exception e) when (IsWorkerFault(e, cancellationToken))
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// Whether an exception means the worker (its silo, its connection, its time) failed, not the training: a reason to
+    /// send the candidate elsewhere. Not when the search itself was cancelled.
+    /// </summary>
+    private static bool IsWorkerFault(Exception e, CancellationToken search) =>
+        !search.IsCancellationRequested && e is OperationCanceledException or TimeoutException or OrleansException;
+
+    /// <summary>A generous bound on one call: a base plus a time per training and evaluation batch.</summary>
+    private TimeSpan CallBound(IReadOnlyList<CandidateJob> jobs, CandidateBatch batch)
+    {
+        var t = batch.Training;
+        double epochs = jobs.Max(j => j.Epochs);
+        double steps = Math.Ceiling(epochs * batch.Train.Count / t.BatchSize)
+            + (Math.Ceiling(epochs) * Math.Ceiling((double)(batch.Validation.Count + Math.Min(t.NormCalibrationImages, batch.Train.Count)) / t.EvaluationBatchSize));
+        return _options.CallTimeoutBase + (steps * _options.TimeoutPerStep);
+    }
+
+    /// <summary>The encoded data of this search (encoded once; the search passes the same datasets every generation).</summary>
+    private DatasetTransfer Dataset(ImageDataset train, ImageDataset validation)
+    {
+        if (_dataset is { } d && ReferenceEquals(d.Train, train) && ReferenceEquals(d.Validation, validation))
+        {
+            return d.Data;
+        }
+
+        var data = DatasetTransfer.Encode(train, validation);
+        _dataset = (train, validation, data);
+        return data;
+    }
+
+    /// <summary>One generation's shared state: the queue of candidates, their outcomes and attempts, the first error.</summary>
+    private sealed class Run(int count)
+    {
+        private readonly Queue<int> _queue = new(Enumerable.Range(0, count));
+        private readonly int[] _attempts = new int[count];
+        private int _done;
+
+        public CandidateOutcome?[] Outcomes { get; } = new CandidateOutcome?[count];
+
+        public bool[] Delivered { get; } = new bool[count];
+
+        public Exception? Error { get; private set; }
+
+        public int Remaining
+        {
+            get
+            {
+                lock (this)
+                {
+                    if (Error is not null)
+                    {
+                        System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(Error).Throw();
+                    }
+
+                    return count - _done;
+                }
+            }
+        }
+
+        public bool TryTake(out int index)
+        {
+            lock (this)
+            {
+                index = -1;
+                return Error is null && _queue.TryDequeue(out index);
+            }
+        }
+
+        public int Attempt(int index)
+        {
+            lock (this)
+            {
+                return ++_attempts[index];
+            }
+        }
+
+        public void Return(int index)
+        {
+            lock (this)
+            {
+                _queue.Enqueue(index);
+            }
+        }
+
+        public void Fail(Exception error, CancellationTokenSource stop)
+        {
+            lock (this)
+            {
+                Error ??= error;
+            }
+
+            stop.Cancel();
+        }
+
+        /// <summary>Records an outcome and hands it to <paramref name="finished"/>; false when the generation stopped.</summary>
+        public bool Complete(int index, CandidateOutcome outcome, CandidateJob job, Action<CandidateOutcome>? finished, CancellationTokenSource stop)
+        {
+            lock (this)
+            {
+                Outcomes[index] = outcome;
+                _done++;
+                if (Error is not null || stop.IsCancellationRequested)
+                {
+                    return false;
+                }
+
+                if (finished is null)
+                {
+                    return true;
+                }
+
+                try
+                {
+                    // From here the outcome's network is the caller's, and the job's own is done with.
+                    Delivered[index] = true;
+                    job.Network.Dispose();
+                    finished(outcome);
+                    return true;
+                }
+                catch (Exception e)
+                {
+                    Error ??= e;
+                    stop.Cancel();
+                    return false;
+                }
+            }
+        }
+    }
+}
