@@ -40,24 +40,5 @@ internal static class HistoryRecords
 
     /// <summary>Every candidate of an EquiNAS_E search, generation by generation.</summary>
     public static IReadOnlyList<EquinasCandidate> Candidates(IEnumerable<GenerationRecord> generations) =>
-        generations.SelectMany(g => g.Candidates).Select(c => new EquinasCandidate
-        {
-            Generation = c.Generation,
-            Id = c.Id,
-            ParentId = c.ParentId,
-            Change = c.Change.Kind switch
-            {
-                ChangeKind.Initial => EquinasChange.Initial,
-                ChangeKind.Copy => EquinasChange.Copy,
-                _ => EquinasChange.Relax,
-            },
-            RelaxedLayer = c.Change.Layer,
-            RelaxedTo = c.Change.Group,
-            LayerGroups = c.Groups.ToArray(),
-            Parameters = c.Parameters,
-            ValidationAccuracy = c.ValidationAccuracy,
-            ValidationLoss = c.ValidationLoss,
-            TrainLoss = c.TrainLoss,
-            Survived = c.Survived,
-        }).ToArray();
+        generations.SelectMany(g => g.Candidates).Select(RunReporter.ToCandidate).ToArray();
 }

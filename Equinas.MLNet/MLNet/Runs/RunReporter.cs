@@ -105,7 +105,8 @@ internal sealed class RunReporter
         });
     }
 
-    private static EquinasCandidate ToCandidate(CandidateRecord c) => new()
+    /// <summary>An engine candidate record as the public history's candidate (also used by the benchmarks).</summary>
+    internal static EquinasCandidate ToCandidate(CandidateRecord c) => new()
     {
         Generation = c.Generation,
         Id = c.Id,
