@@ -11,21 +11,8 @@ public sealed class CliTests(ITestOutputHelper output)
 
     private int Run(params string[] args)
     {
-        var writer = new StringWriter();
-        var original = Console.Out;
-        Console.SetOut(writer);
-        try
-        {
-            int code = Equinas.Cli.Cli.Build().Parse(args).Invoke();
-            output.WriteLine($"equinas {string.Join(' ', args)} -> {code}");
-            _lastOutput = writer.ToString();
-            output.WriteLine(_lastOutput);
-            return code;
-        }
-        finally
-        {
-            Console.SetOut(original);
-        }
+        (int code, _lastOutput) = CliInProcess.Run(output, args);
+        return code;
     }
 
     [Fact]

@@ -150,22 +150,7 @@ public sealed class ClusterProcessTests(ITestOutputHelper output) : IDisposable
         return child;
     }
 
-    private int InProcess(params string[] args)
-    {
-        var writer = new StringWriter();
-        var original = Console.Out;
-        Console.SetOut(writer);
-        try
-        {
-            int code = Cli.Build().Parse(args).Invoke();
-            output.WriteLine($"equinas {string.Join(' ', args)} -> {code}\n{writer}");
-            return code;
-        }
-        finally
-        {
-            Console.SetOut(original);
-        }
-    }
+    private int InProcess(params string[] args) => CliInProcess.Run(output, args).Code;
 
     private static float[][] Scores(string model, string images)
     {

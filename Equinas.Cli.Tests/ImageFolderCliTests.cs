@@ -20,21 +20,8 @@ public sealed class ImageFolderCliTests(ITestOutputHelper output) : IDisposable
 
     private int Run(params string[] args)
     {
-        var writer = new StringWriter();
-        var original = Console.Out;
-        Console.SetOut(writer);
-        try
-        {
-            int code = Equinas.Cli.Cli.Build().Parse(args).Invoke();
-            _lastOutput = writer.ToString();
-            output.WriteLine($"equinas {string.Join(' ', args)} -> {code}");
-            output.WriteLine(_lastOutput);
-            return code;
-        }
-        finally
-        {
-            Console.SetOut(original);
-        }
+        (int code, _lastOutput) = CliInProcess.Run(output, args);
+        return code;
     }
 
     /// <summary>The folder: <paramref name="perLabel"/> images per label, a truncated JPEG and an empty PNG.</summary>

@@ -149,22 +149,7 @@ public sealed class ResumeAfterKillTests(ITestOutputHelper output) : IDisposable
         return Process.Start(start)!;
     }
 
-    private int InProcess(params string[] args)
-    {
-        var writer = new StringWriter();
-        var original = Console.Out;
-        Console.SetOut(writer);
-        try
-        {
-            int code = Cli.Build().Parse(args).Invoke();
-            output.WriteLine($"equinas {string.Join(' ', args)} -> {code}\n{writer}");
-            return code;
-        }
-        finally
-        {
-            Console.SetOut(original);
-        }
-    }
+    private int InProcess(params string[] args) => CliInProcess.Run(output, args).Code;
 
     /// <summary>The model's score vector for every test image of the folder, and its history (validation metrics as text).</summary>
     private static (float[][] Scores, string[] History) Scores(string model, string images)
