@@ -25,9 +25,11 @@ internal sealed record TrainSettings
 
     public int Population { get; init; } = TrainerDefaults.PopulationSize;
 
-    public double EpochsPerGeneration { get; init; } = TrainerDefaults.EpochsPerGeneration;
+    /// <summary>Null: the trainer's default from the data.</summary>
+    public double? EpochsPerGeneration { get; init; }
 
-    public double Epochs { get; init; } = TrainerDefaults.Epochs;
+    /// <summary>Null: the trainer's default from the data.</summary>
+    public double? Epochs { get; init; }
 
     public double ArchitectureLearningRate { get; init; } = TrainerDefaults.ArchitectureLearningRate;
 
@@ -246,8 +248,9 @@ internal static class Commands
             FixedGroups = s.Groups,
             Generations = mode == SearchMode.Evolutionary ? s.Generations : null,
             Population = mode == SearchMode.Evolutionary ? s.Population : null,
-            EpochsPerGeneration = mode == SearchMode.Evolutionary ? s.EpochsPerGeneration : null,
-            Epochs = mode != SearchMode.Evolutionary ? s.Epochs : null,
+            // The values the trainer used (its defaults come from the data), as the model's history records them.
+            EpochsPerGeneration = mode == SearchMode.Evolutionary ? Setting(parameters, "EpochsPerGeneration") ?? s.EpochsPerGeneration : null,
+            Epochs = mode != SearchMode.Evolutionary ? Setting(parameters, "Epochs") ?? s.Epochs : null,
             ArchitectureLearningRate = mode == SearchMode.Differentiable ? s.ArchitectureLearningRate : null,
             Seed = s.Seed,
             Size = s.Size,
@@ -514,4 +517,9 @@ internal static class Commands
 
         public float[] Score { get; set; } = [];
     }
+
+    /// <summary>A number the trained model's history records among its settings, or null.</summary>
+    private static double? Setting(EquinasModelParameters parameters, string name) =>
+        parameters.History.Settings is { } settings && settings.TryGetValue(name, out var text)
+        && double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out double value) ? value : null;
 }

@@ -18,7 +18,7 @@ public static class EquinasCatalog
     /// <param name="featureColumnName">The image column: <c>Vector&lt;Single, C, H, W&gt;</c> from ExtractPixels (for other image columns use the options overload).</param>
     /// <param name="populationSize">Survivors per generation.</param>
     /// <param name="generations">Generations after the initial training.</param>
-    /// <param name="epochsPerGeneration">Epochs every candidate trains per generation (fractions allowed).</param>
+    /// <param name="epochsPerGeneration">Epochs every candidate trains per generation (fractions allowed); null for the default from the data (at least 0.5 epoch and 50 steps).</param>
     /// <param name="group">The group every layer starts from: C1, C2, C4, D1V, D1H, D1D, D1A, D2VH, D2DA or D4.</param>
     /// <param name="seed">The seed of initialisation, data order and validation split; null for one drawn from MLContext's seed.</param>
     /// <returns>The trainer.</returns>
@@ -38,7 +38,7 @@ public static class EquinasCatalog
         string featureColumnName = DefaultColumnNames.Features,
         int populationSize = EquivariantImageClassificationTrainer.Defaults.PopulationSize,
         int generations = EquivariantImageClassificationTrainer.Defaults.Generations,
-        double epochsPerGeneration = EquivariantImageClassificationTrainer.Defaults.EpochsPerGeneration,
+        double? epochsPerGeneration = null,
         string group = EquivariantImageClassificationTrainer.Defaults.Group,
         int? seed = null) =>
         EquivariantImageClassification(catalog, new EquivariantImageClassificationTrainer.Options
@@ -70,7 +70,7 @@ public static class EquinasCatalog
     /// <param name="catalog">The multiclass classification catalog trainer object.</param>
     /// <param name="labelColumnName">The label column: a key type (use MapValueToKey).</param>
     /// <param name="featureColumnName">The image column: <c>Vector&lt;Single, C, H, W&gt;</c> from ExtractPixels (for other image columns use the options overload).</param>
-    /// <param name="epochs">Epochs of the search (fractions allowed).</param>
+    /// <param name="epochs">Epochs of the search (fractions allowed); null for the default from the data (at least 3 epochs and 1000 steps).</param>
     /// <param name="architectureLearningRate">Adam learning rate of the mixture logits.</param>
     /// <param name="group">The top group whose subgroups every layer mixes.</param>
     /// <param name="seed">The seed of initialisation, data order and validation split; null for one drawn from MLContext's seed.</param>
@@ -79,7 +79,7 @@ public static class EquinasCatalog
         this MulticlassClassificationCatalog.MulticlassClassificationTrainers catalog,
         string labelColumnName = DefaultColumnNames.Label,
         string featureColumnName = DefaultColumnNames.Features,
-        double epochs = EquivariantImageClassificationTrainer.Defaults.Epochs,
+        double? epochs = null,
         double architectureLearningRate = EquivariantImageClassificationTrainer.Defaults.ArchitectureLearningRate,
         string group = EquivariantImageClassificationTrainer.Defaults.Group,
         int? seed = null) =>

@@ -50,17 +50,20 @@ public sealed record EquinasCandidate
     /// <summary>Gets how it was made from its parent.</summary>
     public required EquinasChange Change { get; init; }
 
-    /// <summary>Gets the layer (0-based) that was relaxed, for <see cref="EquinasChange.Relax"/>; otherwise null.</summary>
+    /// <summary>Gets the layer (0-based) that was relaxed, for <see cref="EquinasChange.Relax"/> (the first one for <see cref="EquinasChange.RelaxFrom"/>); otherwise null.</summary>
     public int? RelaxedLayer { get; init; }
 
-    /// <summary>Gets the group the layer was relaxed to, for <see cref="EquinasChange.Relax"/>; otherwise null.</summary>
+    /// <summary>Gets the group the layer was relaxed to, for <see cref="EquinasChange.Relax"/> and <see cref="EquinasChange.RelaxFrom"/>; otherwise null.</summary>
     public string? RelaxedTo { get; init; }
 
-    /// <summary>Gets the change as text for tables and logs: "initial", "copy" or "relax layer i to H".</summary>
+    /// <summary>Gets the change as text for tables and logs: "initial", "copy", "final", "relax layer i to H" or "relax layers i.. to H".</summary>
     [System.Text.Json.Serialization.JsonIgnore]
-    public string ChangeText => Change == EquinasChange.Relax
-        ? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"relax layer {RelaxedLayer} to {RelaxedTo}")
-        : Change.ToString().ToLowerInvariant();
+    public string ChangeText => Change switch
+    {
+        EquinasChange.Relax => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"relax layer {RelaxedLayer} to {RelaxedTo}"),
+        EquinasChange.RelaxFrom => string.Create(System.Globalization.CultureInfo.InvariantCulture, $"relax layers {RelaxedLayer}.. to {RelaxedTo}"),
+        _ => Change.ToString().ToLowerInvariant(),
+    };
 
     /// <summary>Gets its per-layer groups.</summary>
     public required IReadOnlyList<string> LayerGroups { get; init; }

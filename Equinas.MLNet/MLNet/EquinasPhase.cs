@@ -31,4 +31,13 @@ public enum EquinasChange
 
     /// <summary>Its parent with one layer relaxed to a subgroup (see <see cref="EquinasCandidate.RelaxedLayer"/> and <see cref="EquinasCandidate.RelaxedTo"/>).</summary>
     Relax,
+
+    /// <summary>
+    /// Its parent with layer <see cref="EquinasCandidate.RelaxedLayer"/> relaxed to <see cref="EquinasCandidate.RelaxedTo"/>
+    /// and every later layer to its group's intersection with it (<see cref="EvolutionMoves.Blocks"/>).
+    /// </summary>
+    RelaxFrom,
+
+    /// <summary>The best network after the last generation, trained further (<see cref="EquivariantImageClassificationTrainer.Options.FinalEpochs"/>).</summary>
+    Final,
 }

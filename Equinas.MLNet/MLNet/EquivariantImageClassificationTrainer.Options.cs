@@ -25,8 +25,58 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// <summary>The default hidden units of the head: 32.</summary>
         public const int HeadHidden = SearchDefaults.HeadHidden;
 
-        /// <summary>The default epochs of the differentiable search and of fixed training: 3.</summary>
-        public const double Epochs = SearchDefaults.Epochs;
+        /// <summary>
+        /// The fewest epochs the default training length gives: 3. The default (<see cref="Options.Epochs"/> null) is
+        /// this or enough epochs for <see cref="MinimumTrainingSteps"/> weight steps, whichever is more, at most 30.
+        /// </summary>
+        public const double MinimumEpochs = SearchDefaults.Epochs;
+
+        /// <summary>The weight steps (mini-batches) a final model trains at least by default: 1000.</summary>
+        public const int MinimumTrainingSteps = SearchDefaults.MinimumTrainingSteps;
+
+        /// <summary>
+        /// The fewest epochs per generation the default gives: 0.5. The default (<see cref="Options.EpochsPerGeneration"/>
+        /// null) is this or enough epochs for <see cref="MinimumGenerationSteps"/> steps, whichever is more, at most 3.
+        /// </summary>
+        public const double MinimumEpochsPerGeneration = SearchDefaults.EpochsPerGeneration;
+
+        /// <summary>The weight steps every candidate trains per generation at least by default: 50.</summary>
+        public const int MinimumGenerationSteps = SearchDefaults.MinimumGenerationSteps;
+
+        /// <summary>The default children of the evolutionary search: <see cref="EvolutionMoves.Blocks"/>.</summary>
+        public const EvolutionMoves Moves = EvolutionMoves.Blocks;
+
+        /// <summary>The default selection of the evolutionary search: by validation accuracy (false), not on the Pareto front.</summary>
+        public const bool ParetoSelection = false;
+
+        /// <summary>
+        /// The default epochs for <paramref name="trainImages"/> training images of batch <paramref name="batchSize"/>:
+        /// <see cref="MinimumEpochs"/>, or enough for <see cref="MinimumTrainingSteps"/> steps, at most 30, rounded to
+        /// 0.01 (6,000 images of batch 64: 10.64; 3,000: 21.28; 60,000: 3).
+        /// </summary>
+        /// <param name="trainImages">Training images (after the validation split).</param>
+        /// <param name="batchSize">The mini-batch size.</param>
+        /// <returns>The epochs.</returns>
+        public static double EpochsFor(int trainImages, int batchSize) => SearchDefaults.EpochsFor(trainImages, batchSize);
+
+        /// <summary>
+        /// The default epochs per generation for <paramref name="trainImages"/> training images:
+        /// <see cref="MinimumEpochsPerGeneration"/>, or enough for <see cref="MinimumGenerationSteps"/> steps, at most 3,
+        /// rounded to 0.01 (6,000 images of batch 64: 0.53; 3,000: 1.06; 60,000: 0.5).
+        /// </summary>
+        /// <param name="trainImages">Training images (after the validation split).</param>
+        /// <param name="batchSize">The mini-batch size.</param>
+        /// <returns>The epochs per generation.</returns>
+        public static double EpochsPerGenerationFor(int trainImages, int batchSize) => SearchDefaults.EpochsPerGenerationFor(trainImages, batchSize);
+
+        /// <summary>
+        /// The default widths in scalar channels for <paramref name="classes"/> classes: the small preset 16, 32, 32,
+        /// 64, 64 with the last layer widened to two D4 fields (16 channels) per class, at most 512 (10 classes:
+        /// 16, 32, 32, 64, 160).
+        /// </summary>
+        /// <param name="classes">The number of classes.</param>
+        /// <returns>The widths.</returns>
+        public static IReadOnlyList<int> ChannelsFor(int classes) => SearchDefaults.ChannelsFor(classes);
 
         /// <summary>The default mini-batch size: 64.</summary>
         public const int BatchSize = SearchDefaults.BatchSize;
@@ -40,8 +90,6 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// <summary>The default generations after the initial training: 4.</summary>
         public const int Generations = SearchDefaults.Generations;
 
-        /// <summary>The default epochs per generation: 0.5.</summary>
-        public const double EpochsPerGeneration = SearchDefaults.EpochsPerGeneration;
 
         /// <summary>The default retraining epochs after the differentiable search: 0 (keep the mixture).</summary>
         public const double RetrainEpochs = SearchDefaults.RetrainEpochs;
@@ -80,7 +128,7 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// </summary>
         public const int ImageCacheMegabytes = SearchDefaults.ImageCacheMegabytes;
 
-        /// <summary>Gets the default widths in scalar channels (the small preset): 16, 32, 32, 64, 64.</summary>
+        /// <summary>Gets the small preset's widths in scalar channels, 16, 32, 32, 64, 64: the default for up to 4 classes (see <see cref="ChannelsFor"/>).</summary>
         public static IReadOnlyList<int> Channels => SearchDefaults.Channels;
 
         /// <summary>Gets the default number of candidates the evolutionary search trains at once: one per core, at most 8.</summary>
@@ -120,7 +168,9 @@ public sealed partial class EquivariantImageClassificationTrainer
 
         /// <summary>
         /// Gets or sets the width of each conv layer in scalar channels (the same whatever the group; each must be a
-        /// multiple of the group orders used: 8 for D4). Default: the small preset 16, 32, 32, 64, 64.
+        /// multiple of the group orders used: 8 for D4). Default, from the class count: the small preset 16, 32, 32, 64,
+        /// 64 with the last layer widened to two D4 fields per class (10 classes: 16, 32, 32, 64, 160; see
+        /// <see cref="Defaults.ChannelsFor"/>), the same for every group.
         /// </summary>
         public int[]? Channels { get; set; }
 
@@ -139,8 +189,14 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// <summary>Gets or sets the hidden units of the invariant classification head. Default 32.</summary>
         public int HeadHidden { get; set; } = Defaults.HeadHidden;
 
-        /// <summary>Gets or sets the epochs of the differentiable search or of fixed training (fractions allowed). Default 3.</summary>
-        public double Epochs { get; set; } = Defaults.Epochs;
+        /// <summary>
+        /// Gets or sets the epochs the final model trains (fractions allowed): all of fixed training, the differentiable
+        /// search (before any <see cref="RetrainEpochs"/>), and for the evolutionary search its winning lineage, which
+        /// the best network tops up to this length after the last generation (see <see cref="FinalEpochs"/>).
+        /// Default null: from the data, at least 3 epochs and at least 1000 weight steps, at most 30 epochs
+        /// (<see cref="Defaults.EpochsFor"/>; 6,000 images of batch 64: 10.64 epochs).
+        /// </summary>
+        public double? Epochs { get; set; }
 
         /// <summary>Gets or sets the mini-batch size. Default 64.</summary>
         public int BatchSize { get; set; } = Defaults.BatchSize;
@@ -154,8 +210,32 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// <summary>Gets or sets the generations of the evolutionary search after the initial training. Default 4.</summary>
         public int Generations { get; set; } = Defaults.Generations;
 
-        /// <summary>Gets or sets the epochs every candidate trains per generation (fractions allowed). Default 0.5.</summary>
-        public double EpochsPerGeneration { get; set; } = Defaults.EpochsPerGeneration;
+        /// <summary>
+        /// Gets or sets the epochs every candidate trains per generation (fractions allowed). Default null: from the
+        /// data, at least 0.5 epoch and at least 50 weight steps, at most 3 epochs (<see cref="Defaults.EpochsPerGenerationFor"/>).
+        /// </summary>
+        public double? EpochsPerGeneration { get; set; }
+
+        /// <summary>
+        /// Gets or sets the epochs the evolutionary search's best network trains after the last generation (0: none,
+        /// the paper's behaviour). Default null: what its lineage (the initial training and every generation) lacks of
+        /// <see cref="Epochs"/>, so that the searched model trains as long as a fixed one would.
+        /// </summary>
+        public double? FinalEpochs { get; set; }
+
+        /// <summary>
+        /// Gets or sets which children each survivor of the evolutionary search yields. Default
+        /// <see cref="EvolutionMoves.Blocks"/>, which reaches every chain of groups in a few generations;
+        /// <see cref="EvolutionMoves.Paper"/> is the paper's one step at the end of the network.
+        /// </summary>
+        public EvolutionMoves Moves { get; set; } = Defaults.Moves;
+
+        /// <summary>
+        /// Gets or sets whether the evolutionary search keeps the survivors on the Pareto front of (validation error,
+        /// parameter count), fronts taken whole while they fit and the last by accuracy, instead of the most accurate.
+        /// Default false. The model is still the most accurate survivor of the last generation.
+        /// </summary>
+        public bool ParetoSelection { get; set; } = Defaults.ParetoSelection;
 
         /// <summary>
         /// Gets or sets, for the differentiable search, the epochs of retraining the chosen architecture as an ordinary
@@ -268,7 +348,33 @@ public sealed partial class EquivariantImageClassificationTrainer
 
         internal SymmetryGroup TopGroup => SymmetryGroup.Parse(Group);
 
+        /// <summary>The widths: <see cref="Channels"/>, or (before <see cref="Resolve"/>) the small preset's, which has as many layers as every default.</summary>
         internal IReadOnlyList<int> ChannelsOrDefault => Channels ?? SearchDefaults.Channels;
+
+        /// <summary>The resolved epochs (after <see cref="Resolve"/>).</summary>
+        internal double EpochsValue => Epochs ?? throw new InvalidOperationException("Options not resolved.");
+
+        /// <summary>The resolved epochs per generation (after <see cref="Resolve"/>).</summary>
+        internal double EpochsPerGenerationValue => EpochsPerGeneration ?? throw new InvalidOperationException("Options not resolved.");
+
+        /// <summary>The resolved final epochs (after <see cref="Resolve"/>).</summary>
+        internal double FinalEpochsValue => FinalEpochs ?? throw new InvalidOperationException("Options not resolved.");
+
+        /// <summary>
+        /// A copy with every data-dependent default filled in for <paramref name="trainImages"/> training images and
+        /// <paramref name="classes"/> classes: <see cref="Channels"/>, <see cref="Epochs"/>,
+        /// <see cref="EpochsPerGeneration"/> and <see cref="FinalEpochs"/>.
+        /// </summary>
+        internal Options Resolve(int trainImages, int classes)
+        {
+            var o = Clone();
+            o.Channels ??= SearchDefaults.ChannelsFor(classes).ToArray();
+            o.Epochs ??= SearchDefaults.EpochsFor(trainImages, BatchSize);
+            o.EpochsPerGeneration ??= SearchDefaults.EpochsPerGenerationFor(trainImages, BatchSize);
+            double lineage = (Generations + 1) * o.EpochsPerGeneration.Value;
+            o.FinalEpochs ??= Math.Round(Math.Max(0, o.Epochs.Value - lineage), 2);
+            return o;
+        }
 
         /// <summary>The pooling for images of <paramref name="height"/> x <paramref name="width"/>: <see cref="PoolAfter"/>, or the default for that size.</summary>
         internal IReadOnlyList<int> PoolAfterFor(int height, int width) => PoolAfter ?? SearchDefaults.Pooling(ChannelsOrDefault.Count, Math.Min(height, width));
@@ -315,16 +421,19 @@ public sealed partial class EquivariantImageClassificationTrainer
 
                     settings[nameof(PopulationSize)] = Text(PopulationSize);
                     settings[nameof(Generations)] = Text(Generations);
-                    settings[nameof(EpochsPerGeneration)] = Text(EpochsPerGeneration);
+                    settings[nameof(EpochsPerGeneration)] = Text(EpochsPerGenerationValue);
+                    settings[nameof(FinalEpochs)] = Text(FinalEpochsValue);
+                    settings[nameof(Moves)] = Moves.ToString();
+                    settings[nameof(ParetoSelection)] = ParetoSelection ? "true" : "false";
                     break;
                 case SearchMode.Differentiable:
-                    settings[nameof(Epochs)] = Text(Epochs);
+                    settings[nameof(Epochs)] = Text(EpochsValue);
                     settings[nameof(ArchitectureLearningRate)] = Text(ArchitectureLearningRate);
                     settings[nameof(RetrainEpochs)] = Text(RetrainEpochs);
                     settings[nameof(WarmupEpochs)] = Text(WarmupEpochs);
                     break;
                 default:
-                    settings[nameof(Epochs)] = Text(Epochs);
+                    settings[nameof(Epochs)] = Text(EpochsValue);
                     settings[nameof(LayerGroups)] = LayerGroups is null ? TopGroup.Name + " in every layer" : string.Join(",", LayerGroups);
                     break;
             }
@@ -364,12 +473,14 @@ public sealed partial class EquivariantImageClassificationTrainer
             Require(KernelSize > 0 && KernelSize % 2 == 1, nameof(KernelSize), "a positive odd number", KernelSize);
             Require(PoolAfter is null || PoolAfter.All(p => p >= 0 && p < ChannelsOrDefault.Count), nameof(PoolAfter), $"layer indices in [0, {ChannelsOrDefault.Count})", Show(PoolAfter));
             Require(HeadHidden > 0, nameof(HeadHidden), "a positive number", HeadHidden);
-            Require(Epochs > 0 && double.IsFinite(Epochs), nameof(Epochs), "a positive number", Epochs);
+            Require(Epochs is null || (Epochs > 0 && double.IsFinite(Epochs.Value)), nameof(Epochs), "a positive number or null", Epochs);
             Require(BatchSize > 0, nameof(BatchSize), "a positive number", BatchSize);
             Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "a positive number", LearningRate);
             Require(PopulationSize > 0, nameof(PopulationSize), "a positive number", PopulationSize);
             Require(Generations >= 0, nameof(Generations), "zero or more", Generations);
-            Require(EpochsPerGeneration > 0 && double.IsFinite(EpochsPerGeneration), nameof(EpochsPerGeneration), "a positive number", EpochsPerGeneration);
+            Require(EpochsPerGeneration is null || (EpochsPerGeneration > 0 && double.IsFinite(EpochsPerGeneration.Value)), nameof(EpochsPerGeneration), "a positive number or null", EpochsPerGeneration);
+            Require(FinalEpochs is null || (FinalEpochs >= 0 && double.IsFinite(FinalEpochs.Value)), nameof(FinalEpochs), "zero, a positive number or null", FinalEpochs);
+            Require(Enum.IsDefined(Moves), nameof(Moves), "Paper, Blocks or Suffixes", Moves);
             Require(ArchitectureLearningRate > 0 && double.IsFinite(ArchitectureLearningRate), nameof(ArchitectureLearningRate), "a positive number", ArchitectureLearningRate);
             Require(RetrainEpochs >= 0 && double.IsFinite(RetrainEpochs), nameof(RetrainEpochs), "zero or a positive number", RetrainEpochs);
             Require(WarmupEpochs >= 0 && double.IsFinite(WarmupEpochs), nameof(WarmupEpochs), "zero or a positive number", WarmupEpochs);

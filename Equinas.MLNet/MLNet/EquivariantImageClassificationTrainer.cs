@@ -211,6 +211,8 @@ public sealed partial class EquivariantImageClassificationTrainer
         var dataTime = watch.Elapsed;
         ch.Info($"Read {data.Train.Count + (validationData is null ? data.Validation.Count : 0)} training images of {data.Spec.Shape} ({data.Spec.Kind}) from column '{data.Spec.Column}', {data.Classes} classes, in {dataTime.TotalSeconds:F1} s.");
         ch.Info($"{o.SearchMode} training on {data.Train.Count} images, validating on {data.Validation.Count}; seed {seed}.");
+        // Every default that depends on the data (widths by class count, epochs by steps) is fixed here, once.
+        o = o.Resolve(data.Train.Count, data.Classes);
         var template = NetworkSpec.FromChannels(
             data.Spec.Channels, NetworkPresets.Uniform(SymmetryGroup.C1, o.ChannelsOrDefault.Count), o.ChannelsOrDefault, o.KernelSize,
             o.PoolAfterFor(data.Spec.Height, data.Spec.Width), data.Classes, o.HeadHidden);

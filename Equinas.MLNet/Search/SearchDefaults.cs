@@ -25,6 +25,71 @@ internal static class SearchDefaults
     public const bool SampleArchitectures = false;
     public const double ValidationFraction = 0.1;
 
+    /// <summary>The children a parent of the evolutionary search yields by default.</summary>
+    public const Evolution.MutationSet Mutations = Evolution.MutationSet.Blocks;
+
+    /// <summary>
+    /// The weight steps (mini-batches) a final model trains at least by default: fixed and differentiable training
+    /// (<see cref="EpochsFor"/>), and the evolutionary search's winning lineage (<see cref="FinalEpochsFor"/>). Epochs
+    /// alone undertrain small data sets: 3 epochs of 3,000 images are 141 steps.
+    /// </summary>
+    public const int MinimumTrainingSteps = 1000;
+
+    /// <summary>The weight steps every candidate trains per generation at least by default (<see cref="EpochsPerGenerationFor"/>).</summary>
+    public const int MinimumGenerationSteps = 50;
+
+    /// <summary>The most epochs the step rule gives (on tiny data sets).</summary>
+    public const double MaximumDefaultEpochs = 30;
+
+    /// <summary>The most epochs per generation the step rule gives (on tiny data sets).</summary>
+    public const double MaximumDefaultEpochsPerGeneration = 3;
+
+    /// <summary>The widest last layer the class-count rule gives, in scalar channels.</summary>
+    public const int MaximumDefaultLastChannels = 512;
+
+    /// <summary>Mini-batches per epoch of <paramref name="trainImages"/> images (the last one may be short).</summary>
+    public static int StepsPerEpoch(int trainImages, int batchSize) => Math.Max(1, (trainImages + batchSize - 1) / Math.Max(1, batchSize));
+
+    /// <summary>
+    /// The default epochs of fixed and differentiable training: <see cref="Epochs"/> (3), or more where 3 epochs are
+    /// fewer than <see cref="MinimumTrainingSteps"/> steps, at most <see cref="MaximumDefaultEpochs"/>; rounded to
+    /// 0.01 epoch. 6,000 images of batch 64: 10.64 epochs; 3,000: 21.28; 60,000: 3.
+    /// </summary>
+    public static double EpochsFor(int trainImages, int batchSize) =>
+        Math.Round(Math.Clamp((double)MinimumTrainingSteps / StepsPerEpoch(trainImages, batchSize), Epochs, MaximumDefaultEpochs), 2);
+
+    /// <summary>
+    /// The default epochs per generation: <see cref="EpochsPerGeneration"/> (0.5), or more where that is fewer than
+    /// <see cref="MinimumGenerationSteps"/> steps, at most <see cref="MaximumDefaultEpochsPerGeneration"/>; rounded to
+    /// 0.01 epoch. 6,000 images of batch 64: 0.53; 3,000: 1.06; 60,000: 0.5.
+    /// </summary>
+    public static double EpochsPerGenerationFor(int trainImages, int batchSize) =>
+        Math.Round(Math.Clamp((double)MinimumGenerationSteps / StepsPerEpoch(trainImages, batchSize), EpochsPerGeneration, MaximumDefaultEpochsPerGeneration), 2);
+
+    /// <summary>
+    /// The default epochs the evolutionary search's winner trains after the last generation: what its lineage
+    /// (<paramref name="lineageEpochs"/>: the initial training and one generation's epochs per generation) lacks of
+    /// <see cref="EpochsFor"/>, so that the searched model trains as long as a default fixed one; 0 when the lineage
+    /// is already as long.
+    /// </summary>
+    public static double FinalEpochsFor(int trainImages, int batchSize, double lineageEpochs) =>
+        Math.Round(Math.Max(0, EpochsFor(trainImages, batchSize) - lineageEpochs), 2);
+
+    /// <summary>
+    /// The default widths for <paramref name="classes"/> classes: the small preset, with the last layer widened so
+    /// that it has at least two D4 fields (16 scalar channels) per class, at most
+    /// <see cref="MaximumDefaultLastChannels"/>: an invariant head of an all-D4 network reads one feature per field,
+    /// and 8 features (the small preset's 64 channels) are too few for 10 classes. 2-4 classes: 16-32-32-64-64;
+    /// 10 classes: 16-32-32-64-160. The same widths for every group (the paper's equal scalar channels).
+    /// </summary>
+    public static IReadOnlyList<int> ChannelsFor(int classes)
+    {
+        var widths = NetworkPresets.SmallChannels.ToArray();
+        int wanted = Math.Min(MaximumDefaultLastChannels, 2 * 8 * Math.Max(1, classes));
+        widths[^1] = Math.Max(widths[^1], wanted);
+        return widths;
+    }
+
     /// <summary>
     /// The memory bound for decoded images, in MB (1 MB = 2^20 bytes): training and validation images up to this size
     /// are held in memory as floats (the fast path), larger data is decoded on demand through a cache of this size.

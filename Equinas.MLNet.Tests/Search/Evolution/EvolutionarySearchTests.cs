@@ -21,6 +21,7 @@ public class EvolutionarySearchTests : TorchTestBase
         EpochsPerGeneration = 0.5,
         Training = new TrainingOptions { BatchSize = 16, LearningRate = 3e-3 },
         Seed = seed,
+        Mutations = MutationSet.Paper,
     };
 
     [Fact]

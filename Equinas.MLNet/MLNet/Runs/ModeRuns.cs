@@ -54,7 +54,15 @@ internal sealed class EvolutionRun : IModeRun
             TopGroup = o.TopGroup,
             PopulationSize = o.PopulationSize,
             Generations = o.Generations,
-            EpochsPerGeneration = o.EpochsPerGeneration,
+            EpochsPerGeneration = o.EpochsPerGenerationValue,
+            FinalEpochs = o.FinalEpochsValue,
+            Mutations = o.Moves switch
+            {
+                EvolutionMoves.Paper => MutationSet.Paper,
+                EvolutionMoves.Suffixes => MutationSet.Suffixes,
+                _ => MutationSet.Blocks,
+            },
+            ParetoSelection = o.ParetoSelection,
             Training = context.Training,
             Seed = context.Seed,
             Workers = o.Workers ?? SearchDefaults.Workers,
@@ -64,7 +72,7 @@ internal sealed class EvolutionRun : IModeRun
             Checkpoints = context.Checkpoints,
             Executor = executor,
         };
-        int total = o.Generations + 1;
+        int total = o.Generations + 1 + (o.FinalEpochsValue > 0 ? 1 : 0);
         int candidatesSoFar = 0;
         var watch = System.Diagnostics.Stopwatch.StartNew();
         search.GenerationCompleted += (_, g) =>
@@ -106,7 +114,7 @@ internal sealed class DifferentiableRun : IModeRun
         var options = new DifferentiableOptions
         {
             TopGroup = o.TopGroup,
-            Epochs = o.Epochs,
+            Epochs = o.EpochsValue,
             Training = context.Training,
             ArchitectureLearningRate = o.ArchitectureLearningRate,
             RetrainEpochs = o.RetrainEpochs,
@@ -114,7 +122,7 @@ internal sealed class DifferentiableRun : IModeRun
             Seed = context.Seed,
         };
         var members = options.MemberGroups.Select(m => m.Name).ToArray();
-        int total = (int)Math.Ceiling(o.WarmupEpochs) + (int)Math.Ceiling(o.Epochs) + (int)Math.Ceiling(o.RetrainEpochs);
+        int total = (int)Math.Ceiling(o.WarmupEpochs) + (int)Math.Ceiling(o.EpochsValue) + (int)Math.Ceiling(o.RetrainEpochs);
         var search = new DifferentiableSearch(options) { Checkpoints = context.Checkpoints };
         void Report(DifferentiableEpoch e, bool restored)
         {
@@ -175,7 +183,7 @@ internal sealed class FixedRun : IModeRun
         var network = SeededInit.Create(context.Seed, () => new GroupCnn(spec), context.Device);
         try
         {
-            int total = (int)Math.Ceiling(o.Epochs);
+            int total = (int)Math.Ceiling(o.EpochsValue);
             var layerGroups = spec.Groups.Select(g => g.Name).ToArray();
             var trainer = new NetworkTrainer(context.Training);
             trainer.EpochCompleted += (_, e) => context.Reporter.Epoch(EquinasPhase.Training, e.Epoch, total, e.Train, e.Validation!.Value, layerGroups, null, network.ParameterCount);
@@ -199,7 +207,7 @@ internal sealed class FixedRun : IModeRun
             }
 
             using var threads = TrainingThreads.Use(context.Threads);
-            trainer.Fit(network, context.Train, context.Validation, o.Epochs, context.Seed, context.Token, resume: resume);
+            trainer.Fit(network, context.Train, context.Validation, o.EpochsValue, context.Seed, context.Token, resume: resume);
             network.PrepareForInference();
             return new RunResult(network);
         }

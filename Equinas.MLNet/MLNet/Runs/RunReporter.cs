@@ -115,6 +115,8 @@ internal sealed class RunReporter
         {
             ChangeKind.Initial => EquinasChange.Initial,
             ChangeKind.Copy => EquinasChange.Copy,
+            ChangeKind.RelaxFrom => EquinasChange.RelaxFrom,
+            ChangeKind.Final => EquinasChange.Final,
             _ => EquinasChange.Relax,
         },
         RelaxedLayer = c.Change.Layer,

@@ -41,10 +41,13 @@ internal sealed class EvolutionResult : IDisposable
 /// <summary>
 /// EquiNAS_E (method note section 5): start from a network whose layers all have the top group; every generation, each
 /// parent yields an unchanged copy, children whose last layer is relaxed to each maximal subgroup, and, for every layer
-/// whose group is smaller than the previous layer's, a child whose previous layer is relaxed to that group. Children
-/// inherit the weights through the relaxation morphism (so they start from the parent's function), duplicates are
-/// dropped, every candidate trains for a fraction of an epoch with an optimiser over all its parameters, and the best
-/// by validation accuracy (or on the Pareto front of validation error and size) survive.
+/// whose group is smaller than the previous layer's, a child whose previous layer is relaxed to that group
+/// (<see cref="MutationSet.Paper"/>); with <see cref="MutationSet.Blocks"/> (the default) also children whose layers from
+/// the start of a run of equal groups on are relaxed one lattice step at once. Children inherit the weights through
+/// the relaxation morphism (so they start from the parent's function), duplicates are dropped, every candidate trains
+/// for a fraction of an epoch with an optimiser over all its parameters, and the best by validation accuracy (or on the
+/// Pareto front of validation error and size) survive. After the last generation the best network optionally trains
+/// <see cref="EvolutionOptions.FinalEpochs"/> more epochs (a last generation of one candidate).
 /// </summary>
 /// <remarks>
 /// A generation's candidates are trained by an <see cref="ICandidateExecutor"/> (by default
@@ -136,19 +139,23 @@ internal sealed class EvolutionarySearch
                 {
                     foreach (var parent in population)
                     {
-                        foreach (var (layer, group) in Mutations(parent.Network.Spec))
+                        int copies = 0;
+                        foreach (var move in Moves(parent.Network.Spec, Options.Mutations))
                         {
-                            var groups = layer < 0 ? parent.Network.Spec.Groups : RelaxationMorphism.RelaxedSpec(parent.Network.Spec, layer, group!).Groups;
-                            if (!seen.Add(Key(groups)))
+                            // The copy-only control turns every move into one more copy (its own data order, no dedup).
+                            bool copy = move.Kind == ChangeKind.Copy || Options.CopyOnly;
+                            var groups = copy ? parent.Network.Spec.Groups : Apply(parent.Network.Spec, move).Groups;
+                            if (!Options.CopyOnly && !seen.Add(Key(groups)))
                             {
                                 continue;
                             }
 
                             cancellationToken.ThrowIfCancellationRequested();
                             var morph = Stopwatch.StartNew();
-                            var network = layer < 0 ? parent.Network.Clone() : RelaxationMorphism.Relax(parent.Network, layer, group!);
+                            var network = copy ? parent.Network.Clone() : Apply(parent.Network, move);
                             clock.Morphism += morph.Elapsed;
-                            candidates.Add(new Candidate(nextId++, parent.Id, layer < 0 ? new CandidateChange(ChangeKind.Copy) : new CandidateChange(ChangeKind.Relax, layer, group!.Name), network));
+                            var change = copy ? new CandidateChange(ChangeKind.Copy) : new CandidateChange(move.Kind, move.Layer, move.Group!.Name);
+                            candidates.Add(new Candidate(nextId++, parent.Id, change, network) { Restart = copy ? copies++ : 0 });
                         }
                     }
 
@@ -174,6 +181,31 @@ internal sealed class EvolutionarySearch
                 Save(generation, population, history, nextId, clock, total.Elapsed);
             }
 
+            if (Options.FinalEpochs > 0 && first <= Options.Generations + 1)
+            {
+                // The winner trains on as one more candidate (so a cluster trains it too), recorded as a last
+                // generation of one and checkpointed like any generation.
+                generationWatch.Restart();
+                var winner = Rank(population).First();
+                var final = new Candidate(nextId++, winner.Id, new CandidateChange(ChangeKind.Final), winner.Network.Clone());
+                var finals = new List<Candidate> { final };
+                try
+                {
+                    TrainAll(finals, Options.Generations + 1, Options.FinalEpochs, train, validation, executor, clock, cancellationToken);
+                }
+                catch
+                {
+                    DisposeAll(finals);
+                    throw;
+                }
+
+                final.Survived = true;
+                history.Add(Record(Options.Generations + 1, finals, generationWatch.Elapsed));
+                DisposeAll(population);
+                population = finals;
+                Save(Options.Generations + 1, population, history, nextId, clock, total.Elapsed);
+            }
+
             var best = Rank(population).First();
             DisposeAll(population.Where(c => c != best));
             population.Clear();
@@ -190,25 +222,114 @@ internal sealed class EvolutionarySearch
 
     /// <summary>
     /// The children of an architecture as (layer, group): (-1, null) for the unchanged copy; the last layer relaxed to
-    /// each maximal subgroup of its group; layer i-1 relaxed to layer i's group wherever that is smaller.
+    /// each maximal subgroup of its group; layer i-1 relaxed to layer i's group wherever that is smaller (the paper's
+    /// moves, <see cref="MutationSet.Paper"/>).
     /// </summary>
-    internal static IEnumerable<(int Layer, SymmetryGroup? Group)> Mutations(NetworkSpec spec)
+    internal static IEnumerable<(int Layer, SymmetryGroup? Group)> Mutations(NetworkSpec spec) =>
+        Moves(spec, MutationSet.Paper).Select(m => (m.Kind == ChangeKind.Copy ? -1 : m.Layer, m.Group));
+
+    /// <summary>
+    /// The children of an architecture: the copy first, then the paper's relaxations, then for
+    /// <see cref="MutationSet.Blocks"/> the suffix relaxations (<see cref="ChangeKind.RelaxFrom"/>) from the first layer
+    /// of every run of equal groups to each maximal subgroup of its group (for <see cref="MutationSet.Suffixes"/> from
+    /// every layer but the last). Moves may give the same architecture;
+    /// the search keeps the first.
+    /// </summary>
+    internal static IEnumerable<Move> Moves(NetworkSpec spec, MutationSet set)
     {
-        yield return (-1, null);
+        yield return new Move(ChangeKind.Copy, -1, null);
         int last = spec.Layers.Count - 1;
         foreach (var maximal in spec.Layers[last].Group.MaximalSubgroups())
         {
-            yield return (last, maximal);
+            yield return new Move(ChangeKind.Relax, last, maximal);
         }
 
         for (int i = 1; i < spec.Layers.Count; i++)
         {
             if (spec.Layers[i].Group != spec.Layers[i - 1].Group)
             {
-                yield return (i - 1, spec.Layers[i].Group);
+                yield return new Move(ChangeKind.Relax, i - 1, spec.Layers[i].Group);
+            }
+        }
+
+        if (set == MutationSet.Paper)
+        {
+            yield break;
+        }
+
+        for (int k = 0; k < last; k++)
+        {
+            if (set == MutationSet.Blocks && k > 0 && spec.Layers[k].Group == spec.Layers[k - 1].Group)
+            {
+                continue;
+            }
+
+            foreach (var maximal in spec.Layers[k].Group.MaximalSubgroups())
+            {
+                yield return new Move(ChangeKind.RelaxFrom, k, maximal);
             }
         }
     }
+
+    /// <summary>The architecture a relaxation move gives.</summary>
+    internal static NetworkSpec Apply(NetworkSpec spec, Move move)
+    {
+        if (move.Kind == ChangeKind.Relax)
+        {
+            return RelaxationMorphism.RelaxedSpec(spec, move.Layer, move.Group!);
+        }
+
+        for (int i = spec.Layers.Count - 1; i >= move.Layer; i--)
+        {
+            var target = spec.Layers[i].Group.Intersect(move.Group!);
+            if (target != spec.Layers[i].Group)
+            {
+                spec = RelaxationMorphism.RelaxedSpec(spec, i, target);
+            }
+        }
+
+        return spec;
+    }
+
+    /// <summary>
+    /// The child network a relaxation move gives, made by the morphism (so it computes what the parent computes); a
+    /// suffix move relaxes from the last layer back, every step exact.
+    /// </summary>
+    internal static GroupCnn Apply(GroupCnn parent, Move move)
+    {
+        if (move.Kind == ChangeKind.Relax)
+        {
+            return RelaxationMorphism.Relax(parent, move.Layer, move.Group!);
+        }
+
+        GroupCnn? current = null;
+        try
+        {
+            for (int i = parent.Spec.Layers.Count - 1; i >= move.Layer; i--)
+            {
+                var source = current ?? parent;
+                var target = source.Spec.Layers[i].Group.Intersect(move.Group!);
+                if (target == source.Spec.Layers[i].Group)
+                {
+                    continue;
+                }
+
+                var next = RelaxationMorphism.Relax(source, i, target);
+                current?.Dispose();
+                current = next;
+            }
+
+            return current ?? parent.Clone();
+        }
+        catch
+        {
+            current?.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>One child-making move: a copy, a one-layer relaxation, or a suffix relaxation from a layer.</summary>
+    internal readonly record struct Move(ChangeKind Kind, int Layer, SymmetryGroup? Group);
 
     private static string Key(IEnumerable<SymmetryGroup> groups) => string.Join("-", groups.Select(g => g.Name));
 
@@ -216,7 +337,8 @@ internal sealed class EvolutionarySearch
     private void TrainAll(List<Candidate> candidates, int generation, double epochs, ImageDataset train, ImageDataset validation, ICandidateExecutor executor, Clocks clock, CancellationToken cancellationToken)
     {
         // A seed per candidate and generation: the data order does not depend on how many candidates came before.
-        var jobs = candidates.Select(c => new CandidateJob(c.Id, c.Network, epochs, unchecked((Options.Seed * 1_000_003) + (generation * 7_919) + c.Key))).ToArray();
+        // Copies of one parent in the copy-only control (Restart 1, 2, ...) get data orders of their own.
+        var jobs = candidates.Select(c => new CandidateJob(c.Id, c.Network, epochs, unchecked((Options.Seed * 1_000_003) + (generation * 7_919) + c.Key + (c.Restart * 104_729)))).ToArray();
         var byId = candidates.ToDictionary(c => c.Id);
         var outcomes = executor.Execute(
             new CandidateBatch(jobs, train, validation, Options.Training),
@@ -363,6 +485,9 @@ internal sealed class EvolutionarySearch
         public GroupCnn Network { get; private set; } = network;
 
         public int Generation { get; set; }
+
+        /// <summary>0, or for the copy-only control's copies of one parent, 1, 2, ... (the first copy is 0).</summary>
+        public int Restart { get; init; }
 
         public long Parameters { get; } = network.ParameterCount;
 

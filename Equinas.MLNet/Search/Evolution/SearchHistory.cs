@@ -14,18 +14,28 @@ internal enum ChangeKind
 
     /// <summary>Its parent with one layer relaxed to a subgroup by the morphism.</summary>
     Relax,
+
+    /// <summary>
+    /// Its parent with layer <see cref="CandidateChange.Layer"/> relaxed to a maximal subgroup H of its group and every
+    /// later layer to its group's intersection with H (the morphism applied from the last layer back).
+    /// </summary>
+    RelaxFrom,
+
+    /// <summary>The search's best network after the last generation, trained further for the final epochs.</summary>
+    Final,
 }
 
 /// <summary>How a candidate was made from its parent.</summary>
 /// <param name="Kind">Initial network, copy or relaxation.</param>
-/// <param name="Layer">The relaxed layer (0-based), for <see cref="ChangeKind.Relax"/>.</param>
-/// <param name="Group">The group the layer was relaxed to, for <see cref="ChangeKind.Relax"/>.</param>
+/// <param name="Layer">The relaxed layer (0-based), for <see cref="ChangeKind.Relax"/>; the first relaxed layer for <see cref="ChangeKind.RelaxFrom"/>.</param>
+/// <param name="Group">The group the layer was relaxed to, for <see cref="ChangeKind.Relax"/> and <see cref="ChangeKind.RelaxFrom"/>.</param>
 internal readonly record struct CandidateChange(ChangeKind Kind, int? Layer = null, string? Group = null)
 {
-    /// <summary>"initial", "copy" or "relax layer i to H".</summary>
+    /// <summary>"initial", "copy", "final", "relax layer i to H" or "relax layers i.. to H".</summary>
     public override string ToString() => Kind switch
     {
         ChangeKind.Relax => $"relax layer {Layer} to {Group}",
+        ChangeKind.RelaxFrom => $"relax layers {Layer}.. to {Group}",
         _ => Kind.ToString().ToLowerInvariant(),
     };
 }
