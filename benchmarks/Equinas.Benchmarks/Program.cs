@@ -18,6 +18,7 @@ var benchmarks = new Dictionary<string, Func<BenchmarkOptions, int>>(StringCompa
     ["evolution"] = EvolutionExperiment.Run,
     ["differentiable"] = DifferentiableExperiment.Run,
     ["known-answer"] = KnownAnswerExperiment.Run,
+    ["compare"] = ComparisonExperiment.Run,
     ["folders"] = FolderBenchmark.Run,
     ["cluster"] = ClusterBenchmark.Run,
 };

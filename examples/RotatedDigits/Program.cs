@@ -6,8 +6,9 @@ using Microsoft.ML;
 using Microsoft.ML.Transforms;
 using RotatedDigits;
 
-// Rotated MNIST through ML.NET: search each layer's symmetry group by evolution from D4, compare with fixed all-D4
-// and all-C1 networks trained as long as the search's winning lineage, then save, report and reload the searched model.
+// Rotated MNIST through ML.NET: search each layer's symmetry group by evolution from D4, compare with fixed all-C1,
+// all-C4 and all-D4 networks trained as many steps as the whole search (every candidate), then save, report and
+// reload the searched model.
 CultureInfo.CurrentCulture = CultureInfo.InvariantCulture;
 var total = Stopwatch.StartNew();
 RunSettings settings;
@@ -32,9 +33,10 @@ if (settings.Help)
 var data = RotatedMnist.Load(settings.Seed);
 Console.WriteLine($"Rotated MNIST from {RotatedMnist.Source}");
 Console.WriteLine($"  {data.Train.Count} training, {data.Validation.Count} validation, {data.Test.Count} test digits of {data.Height} x {data.Width}, each rotated by an angle from U[0, 360) (seed {settings.Seed}), bilinear, pixels in [0, 1]; read in {total.Elapsed.TotalSeconds:F1} s.");
-Console.WriteLine($"  Budget: search population {settings.Population}, {settings.Generations} generation(s) of {settings.EpochsPerGeneration} epoch; fixed networks train {settings.LineageEpochs} epochs (the winning lineage's). {Environment.ProcessorCount} cores.{(settings.Quick ? " (--quick)" : "")}");
+Console.WriteLine($"  Budget: search population {settings.Population}, {settings.Generations} generation(s) of {settings.EpochsPerGeneration} epoch, {settings.Moves} moves, the winner {settings.FinalEpochs} epoch more ({settings.LineageEpochs} epochs along its lineage); fixed networks train as many epochs as the whole search. {Environment.ProcessorCount} cores.{(settings.Quick ? " (--quick)" : "")}");
 
 var ml = new MLContext(seed: settings.Seed);
+var runsLock = new object();
 var train = ml.Data.LoadFromEnumerable(data.Train);
 var test = ml.Data.LoadFromEnumerable(data.Test);
 
@@ -46,7 +48,7 @@ IEstimator<ITransformer> MapLabel() => ml.Transforms.Conversion.MapValueToKey(
 var validationRows = ml.Data.LoadFromEnumerable(data.Validation);
 var validation = MapLabel().Fit(validationRows).Transform(validationRows);
 
-EquivariantImageClassificationTrainer.Options Options(string label, SearchMode mode, string group) => new()
+EquivariantImageClassificationTrainer.Options Options(string label, SearchMode mode, string group, double epochs, bool progress = true) => new()
 {
     SearchMode = mode,
     Group = group,
@@ -55,16 +57,25 @@ EquivariantImageClassificationTrainer.Options Options(string label, SearchMode m
     PopulationSize = settings.Population,
     Generations = settings.Generations,
     EpochsPerGeneration = settings.EpochsPerGeneration,
-    Epochs = settings.LineageEpochs,
+    FinalEpochs = settings.FinalEpochs,
+    Moves = Enum.Parse<EvolutionMoves>(settings.Moves, ignoreCase: true),
+    Epochs = epochs,
     ValidationSet = validation,
     Seed = settings.Seed,
-    Progress = new ConsoleProgress(label),
+    Progress = progress ? new ConsoleProgress(label) : null,
+    // The fixed networks train side by side, one libtorch thread each (their results depend on the count, not on
+    // what runs beside them).
+    ThreadsPerWorker = mode == SearchMode.Fixed ? 1 : null,
 };
 
-ModelRun Run(string name, string description, EquivariantImageClassificationTrainer.Options options)
+ModelRun Run(string name, string description, EquivariantImageClassificationTrainer.Options options, bool quiet = false)
 {
-    Console.WriteLine();
-    Console.WriteLine($"{name}: {description}");
+    if (!quiet)
+    {
+        Console.WriteLine();
+        Console.WriteLine($"{name}: {description}");
+    }
+
     var pipeline = MapLabel()
         .Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(options))
         .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedDigit", "PredictedLabel"));
@@ -73,17 +84,32 @@ ModelRun Run(string name, string description, EquivariantImageClassificationTrai
     var time = watch.Elapsed;
     var metrics = ml.MulticlassClassification.Evaluate(model.Transform(test));
     var parameters = ModelRun.FindModel(model);
-    Console.WriteLine($"  -> {string.Join("-", parameters.LayerGroups)}, {parameters.ParameterCount:N0} parameters, test accuracy {metrics.MicroAccuracy:P2}, log-loss {metrics.LogLoss:F4}, trained in {time.TotalSeconds:F1} s");
+    lock (runsLock)
+    {
+        Console.WriteLine($"  {(quiet ? name + " " : "")}-> {string.Join("-", parameters.LayerGroups)}, {parameters.ParameterCount:N0} parameters, test accuracy {metrics.MicroAccuracy:P2}, log-loss {metrics.LogLoss:F4}, trained in {time.TotalSeconds:F1} s");
+    }
+
     return new ModelRun(name, description, model, parameters, metrics, time);
 }
 
-// 2. Train: the search, then the two fixed baselines on the same data and for the same epochs.
+// 2. Train: the search, then fixed all-C1, all-C4 and all-D4 networks on the same data for as many epochs as the
+// whole search trained (every candidate of every generation, and the winner's final epochs): the same compute.
 var runs = new List<ModelRun>
 {
-    Run("EquiNAS_E search", $"evolution from all-D4, population {settings.Population}, {settings.Generations} generation(s) x {settings.EpochsPerGeneration} epoch", Options("search", SearchMode.Evolutionary, "D4")),
-    Run("Fixed all-D4", $"every layer D4-equivariant, {settings.LineageEpochs} epochs", Options("all-D4", SearchMode.Fixed, "D4")),
-    Run("Fixed all-C1", $"a plain CNN (no symmetry), {settings.LineageEpochs} epochs", Options("all-C1", SearchMode.Fixed, "C1")),
+    Run("EquiNAS_E search", $"evolution from all-D4, population {settings.Population}, {settings.Generations} generation(s) x {settings.EpochsPerGeneration} epoch, {settings.Moves} moves, winner +{settings.FinalEpochs} epoch", Options("search", SearchMode.Evolutionary, "D4", settings.LineageEpochs)),
 };
+var searchHistory = runs[0].Parameters.History.Candidates;
+double searchEpochs = Math.Round(searchHistory.Sum(c => c.Change == EquinasChange.Final ? settings.FinalEpochs : settings.EpochsPerGeneration), 2);
+Console.WriteLine();
+Console.WriteLine($"Fixed networks, each trained {searchEpochs} epochs: as many as the whole search ({searchHistory.Count} candidates), two at a time on one thread each");
+var fixedRuns = new[] { ("Fixed all-C1", "a plain CNN (no symmetry)", "C1"), ("Fixed all-C4", "every layer C4-equivariant", "C4"), ("Fixed all-D4", "every layer D4-equivariant", "D4") };
+var trainedFixed = new ModelRun[fixedRuns.Length];
+Parallel.For(0, fixedRuns.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Math.Min(2, Environment.ProcessorCount)) }, i =>
+{
+    var (name, description, group) = fixedRuns[i];
+    trainedFixed[i] = Run(name, $"{description}, {searchEpochs} epochs", Options(name, SearchMode.Fixed, group, searchEpochs, progress: false), quiet: true);
+});
+runs.AddRange(trainedFixed);
 
 Console.WriteLine();
 Console.WriteLine("Results on the rotated test digits:");

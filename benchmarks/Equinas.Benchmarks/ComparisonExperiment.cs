@@ -1,0 +1,303 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Equinas.Benchmarks.Data;
+using Equinas.MLNet.Groups;
+using Equinas.MLNet.Nn.Networks;
+using Equinas.MLNet.Search;
+using Equinas.MLNet.Search.Differentiable;
+using Equinas.MLNet.Search.Evolution;
+using Equinas.MLNet.Search.Execution;
+using Equinas.MLNet.Search.Training;
+using TorchSharp;
+
+namespace Equinas.Benchmarks;
+
+/// <summary>
+/// Both searches at their defaults against every control, on the shipped digits in three variants (upright, rotated by
+/// continuous angles, moved by a random element of D4), per seed:
+/// <list type="bullet">
+/// <item>EquiNAS_E (default moves, budget and final training) and its copy-only control (the same selection and
+/// restarts, no relaxation);</item>
+/// <item>EquiNAS_D (default epochs), keeping the mixture;</item>
+/// <item>each search's architecture retrained from scratch for the default training length (the paper's "retrain");</item>
+/// <item>fixed all-C1, all-C4 and all-D4 networks trained the default length (as long as the searches' final
+/// models), then trained on to as many weight steps as the whole evolutionary search (every candidate), each
+/// evaluated at both points.</item>
+/// </list>
+/// Every row is appended to a JSON-lines file as soon as it is measured, so a run can be split over several sessions
+/// (<c>--variants</c>, <c>--seeds</c>); the Markdown summary is rebuilt from every row recorded.
+/// </summary>
+internal static class ComparisonExperiment
+{
+    private static readonly string[] AllVariants = ["upright", "rotated", "d4"];
+
+    private static readonly SymmetryGroup[] FixedGroups = [SymmetryGroup.C1, SymmetryGroup.C4, SymmetryGroup.D4];
+
+    public static int Run(BenchmarkOptions args)
+    {
+        int threads = args.Threads;
+        var variants = args.Text("variants", string.Join(",", AllVariants)).Split(',', StringSplitOptions.RemoveEmptyEntries);
+        var seeds = args.Text("seeds", "1,2,3").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
+        var methods = args.Text("methods", "evolve,copy,differentiable").Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+        string output = args.Text("out", Path.Combine("docs", "results", "comparison"));
+        bool summaryOnly = args.Int("summary-only", 0) != 0;
+        // Smoke tests only: the first N images of each split (the results page then names the limit).
+        int limit = args.Int("limit", 0);
+        args.RejectUnknown();
+        foreach (var v in variants)
+        {
+            if (!AllVariants.Contains(v))
+            {
+                throw new ArgumentException($"--variants: '{v}' is not one of {string.Join(", ", AllVariants)}.");
+            }
+        }
+
+        foreach (var m in methods)
+        {
+            if (m is not ("evolve" or "copy" or "differentiable"))
+            {
+                throw new ArgumentException($"--methods: '{m}' is not one of evolve, copy, differentiable.");
+            }
+        }
+
+        string machine = Measure.MachineLine(threads);
+        string rowsPath = output + "-runs.jsonl";
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(output))!);
+        if (!summaryOnly)
+        {
+            torch.set_num_threads(threads);
+            var digits = ShippedDigits.Load();
+            Console.WriteLine(machine);
+            foreach (var variant in variants)
+            {
+                foreach (int seed in seeds)
+                {
+                    RunOne(digits, variant, seed, methods, threads, machine, rowsPath, limit);
+                }
+            }
+        }
+
+        WriteSummary(rowsPath, output, machine);
+        return 0;
+    }
+
+    private static (ImageDataset Train, ImageDataset Validation, ImageDataset Test) Data(ShippedDigits digits, string variant) => variant switch
+    {
+        // The data are fixed across seeds (augmentation seeds 101-103); seeds vary initialisation and data order.
+        "upright" => (digits.Dataset(DigitSplit.Train), digits.Dataset(DigitSplit.Validation), digits.Dataset(DigitSplit.Test)),
+        "rotated" => (digits.Rotated(DigitSplit.Train, 101), digits.Rotated(DigitSplit.Validation, 102), digits.Rotated(DigitSplit.Test, 103)),
+        _ => (digits.Augmented(DigitSplit.Train, SymmetryGroup.D4, 101), digits.Augmented(DigitSplit.Validation, SymmetryGroup.D4, 102), digits.Augmented(DigitSplit.Test, SymmetryGroup.D4, 103)),
+    };
+
+    private static void RunOne(ShippedDigits digits, string variant, int seed, HashSet<string> methods, int threads, string machine, string rowsPath, int limit)
+    {
+        var (train, validation, test) = Data(digits, variant);
+        if (limit > 0)
+        {
+            (train, validation, test) = (Take(train, limit), Take(validation, limit), Take(test, limit));
+            variant += $" (first {limit})";
+        }
+
+        using var _train = train;
+        using var _validation = validation;
+        using var _test = test;
+        var training = new TrainingOptions();
+        int batch = training.BatchSize;
+        int stepsPerEpoch = SearchDefaults.StepsPerEpoch(train.Count, batch);
+        // The trainer's defaults, resolved for this data as the trainer resolves them.
+        var template = NetworkSpec.FromChannels(
+            1, NetworkPresets.Uniform(SymmetryGroup.C1, 5), SearchDefaults.ChannelsFor(10), SearchDefaults.KernelSize,
+            SearchDefaults.Pooling(5, digits.Height), 10, SearchDefaults.HeadHidden);
+        double epochs = SearchDefaults.EpochsFor(train.Count, batch);
+        var evolution = new EvolutionOptions { Seed = seed, Training = training, EpochsPerGeneration = SearchDefaults.EpochsPerGenerationFor(train.Count, batch) };
+        evolution = evolution with { FinalEpochs = SearchDefaults.FinalEpochsFor(train.Count, batch, (evolution.Generations + 1) * evolution.EpochsPerGeneration) };
+        Console.WriteLine($"{variant} seed {seed}: train {train.Count}, validation {validation.Count}, test {test.Count}; {template.Describe()}; {epochs} epochs ({Steps(epochs)} steps) for fixed and differentiable training and the evolutionary lineage; generations of {evolution.EpochsPerGeneration} epoch, final {evolution.FinalEpochs}");
+        int Steps(double e) => Math.Max(1, (int)Math.Round(e * stepsPerEpoch));
+
+        void Record(Row row)
+        {
+            row = row with { Variant = variant, Seed = seed, Machine = machine, Date = DateTime.UtcNow.ToString("yyyy-MM-dd", CultureInfo.InvariantCulture) };
+            File.AppendAllText(rowsPath, JsonSerializer.Serialize(row) + Environment.NewLine);
+            Console.WriteLine($"  {row.Method,-28} {row.Architecture,-22} {row.Parameters,9:N0} params {row.Steps,6} steps  val {row.ValidationAccuracy:P2}  test {row.TestAccuracy:P2}  {row.Seconds,6:F0} s");
+        }
+
+        double Test(EquivariantNetwork network) => NetworkTrainer.Evaluate(network, test, training.EvaluationBatchSize, CancellationToken.None).Accuracy;
+
+        var retrain = new List<(string Method, IReadOnlyList<SymmetryGroup> Groups)>();
+        int searchSteps = 0;
+        foreach (bool copyOnly in new[] { false, true })
+        {
+            if (!methods.Contains(copyOnly ? "copy" : "evolve"))
+            {
+                continue;
+            }
+
+            var watch = Stopwatch.StartNew();
+            using var result = new EvolutionarySearch(evolution with { CopyOnly = copyOnly }).Run(template, train, validation);
+            int steps = 0;
+            foreach (var g in result.History)
+            {
+                double e = g.Generation == 0 ? evolution.InitialEpochs ?? evolution.EpochsPerGeneration : g.Generation > evolution.Generations ? evolution.FinalEpochs : evolution.EpochsPerGeneration;
+                steps += g.Candidates.Count * Steps(e);
+            }
+
+            searchSteps = Math.Max(searchSteps, steps);
+            string method = copyOnly ? "EquiNAS_E copy-only" : "EquiNAS_E";
+            Record(new Row(method, string.Join("-", result.Groups.Select(g => g.Name)), result.Network.ParameterCount, steps, result.Best.ValidationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, result.History.Sum(g => g.Candidates.Count)));
+            if (!copyOnly)
+            {
+                retrain.Add(("EquiNAS_E retrained", result.Groups));
+            }
+        }
+
+        if (methods.Contains("differentiable"))
+        {
+            var watch = Stopwatch.StartNew();
+            using var threadsScope = TrainingThreads.Use(threads);
+            using var result = new DifferentiableSearch(new DifferentiableOptions { Seed = seed, Training = training, Epochs = epochs }).Run(template, train, validation);
+            var validationAccuracy = result.History.Count > 0 ? result.History[^1].Validation.Accuracy : double.NaN;
+            Record(new Row("EquiNAS_D", string.Join("-", result.ArgmaxGroups.Select(g => g.Name)) + " (mixture)", result.Network.ParameterCount, Steps(epochs), validationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, 1));
+            retrain.Add(("EquiNAS_D retrained", DifferentiableSearch.Chain(result.ArgmaxGroups)));
+        }
+
+        // The fixed networks and the retrained architectures: trained side by side (one thread each, 2 at a time) for
+        // the default length and tested; then the fixed networks train on (a new optimiser, as every generation of
+        // the search starts one) to the evolutionary search's total steps and are tested again.
+        var executor = new InProcessExecutor(Math.Min(2, Environment.ProcessorCount), 1);
+        var networks = FixedGroups.Select(g => (Method: $"fixed all-{g.Name}", Groups: (IReadOnlyList<SymmetryGroup>)NetworkPresets.Uniform(g, 5))).Concat(retrain).ToList();
+        var built = networks.Select(n => SeededInit.Create(seed, () => new GroupCnn(template.WithGroups(n.Groups)))).ToList();
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            var first = executor.Execute(new CandidateBatch(built.Select((n, i) => new CandidateJob(i, n, epochs, seed * 31 + i)).ToArray(), train, validation, training), null, CancellationToken.None);
+            double firstSeconds = watch.Elapsed.TotalSeconds / networks.Count * Math.Min(2, Environment.ProcessorCount);
+            for (int i = 0; i < networks.Count; i++)
+            {
+                first[i].Network.eval();
+                Record(new Row(networks[i].Method.StartsWith("fixed", StringComparison.Ordinal) ? networks[i].Method + " (as long)" : networks[i].Method, string.Join("-", networks[i].Groups.Select(g => g.Name)), first[i].Network.ParameterCount, Steps(epochs), first[i].Last.Validation!.Value.Accuracy, Test(first[i].Network), firstSeconds, 1));
+            }
+
+            if (searchSteps > Steps(epochs))
+            {
+                double more = (double)(searchSteps - Steps(epochs)) / stepsPerEpoch;
+                watch.Restart();
+                var second = executor.Execute(new CandidateBatch(built.Take(FixedGroups.Length).Select((n, i) => new CandidateJob(i, n, more, seed * 37 + i)).ToArray(), train, validation, training), null, CancellationToken.None);
+                double seconds = watch.Elapsed.TotalSeconds / FixedGroups.Length * Math.Min(2, Environment.ProcessorCount);
+                for (int i = 0; i < FixedGroups.Length; i++)
+                {
+                    second[i].Network.eval();
+                    Record(new Row(networks[i].Method + " (compute-matched)", string.Join("-", networks[i].Groups.Select(g => g.Name)), second[i].Network.ParameterCount, searchSteps, second[i].Last.Validation!.Value.Accuracy, Test(second[i].Network), seconds, 1));
+                }
+            }
+        }
+        finally
+        {
+            foreach (var n in built)
+            {
+                n.Dispose();
+            }
+        }
+    }
+
+    /// <summary>Rebuilds the Markdown summary from every row recorded (the last row of a variant, seed and method wins).</summary>
+    private static void WriteSummary(string rowsPath, string output, string machine)
+    {
+        if (!File.Exists(rowsPath))
+        {
+            Console.WriteLine($"no rows in {rowsPath} yet");
+            return;
+        }
+
+        var rows = File.ReadAllLines(rowsPath).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<Row>(l)!)
+            .GroupBy(r => (r.Variant, r.Seed, r.Method)).Select(g => g.Last()).ToList();
+        string[] order =
+        [
+            "EquiNAS_E", "EquiNAS_E copy-only", "EquiNAS_E retrained", "EquiNAS_D", "EquiNAS_D retrained",
+            "fixed all-C1 (as long)", "fixed all-C4 (as long)", "fixed all-D4 (as long)",
+            "fixed all-C1 (compute-matched)", "fixed all-C4 (compute-matched)", "fixed all-D4 (compute-matched)",
+        ];
+        var md = new StringBuilder();
+        md.AppendLine("# Searches against fixed networks and controls on the shipped digits");
+        md.AppendLine();
+        md.AppendLine(CultureInfo.InvariantCulture, $"Rows measured {string.Join(", ", rows.Select(r => r.Date).Distinct().Order())} on {string.Join("; ", rows.Select(r => r.Machine).Distinct())}.");
+        md.AppendLine();
+        md.AppendLine("Command (a run can be split: every row is appended to `comparison-runs.jsonl` and this page is rebuilt from all of them):");
+        md.AppendLine();
+        md.AppendLine("```bash");
+        md.AppendLine("dotnet run -c Release --project benchmarks/Equinas.Benchmarks -- compare --variants upright,rotated,d4 --seeds 1,2,3");
+        md.AppendLine("```");
+        md.AppendLine();
+        md.AppendLine("Every option at its default (docs/design.md, \"Defaults\"): the small preset with the last layer widened to 160 channels for 10 classes, training 1000 weight steps (10.64 epochs of the 6,004 training digits) for fixed networks, EquiNAS_D and EquiNAS_E's winning lineage (generations of 0.53 epoch, the winner topped up after the last one), EquiNAS_E with block moves, population 3 and 4 generations. \"as long\": trained the default length; \"compute-matched\": trained on to as many weight steps as the whole evolutionary search (every candidate of every generation). Seeds vary initialisation and data order; the data are the same for every seed.");
+        md.AppendLine();
+        foreach (var variant in AllVariants.SelectMany(v => rows.Select(r => r.Variant).Where(r => r == v || r.StartsWith(v + " ", StringComparison.Ordinal))).Distinct())
+        {
+            var vr = rows.Where(r => r.Variant == variant).ToList();
+            var seeds = vr.Select(r => r.Seed).Distinct().Order().ToArray();
+            md.AppendLine(CultureInfo.InvariantCulture, $"## {variant} (seeds {string.Join(", ", seeds)})");
+            md.AppendLine();
+            md.AppendLine("| method | median test acc | per seed | architectures | median steps | median parameters |");
+            md.AppendLine("| --- | ---: | --- | --- | ---: | ---: |");
+            foreach (var method in order.Where(m => vr.Any(r => r.Method == m)))
+            {
+                var mr = vr.Where(r => r.Method == method).OrderBy(r => r.Seed).ToArray();
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {method} | {Measure.Median(mr.Select(r => r.TestAccuracy)):P2} | {string.Join(" / ", mr.Select(r => r.TestAccuracy.ToString("P2", CultureInfo.InvariantCulture)))} | {string.Join(", ", mr.Select(r => r.Architecture).Distinct())} | {Measure.Median(mr.Select(r => (double)r.Steps)):F0} | {Measure.Median(mr.Select(r => (double)r.Parameters)):N0} |");
+            }
+
+            md.AppendLine();
+            double Median(string method) => vr.Where(r => r.Method == method).Select(r => r.TestAccuracy).DefaultIfEmpty(double.NaN).Pipe(Measure.Median);
+            double bestMatched = new[] { "C1", "C4", "D4" }.Select(g => Median($"fixed all-{g} (compute-matched)")).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Max();
+            double bestAsLong = new[] { "C1", "C4", "D4" }.Select(g => Median($"fixed all-{g} (as long)")).Where(double.IsFinite).DefaultIfEmpty(double.NaN).Max();
+            md.AppendLine("Targets (medians over the seeds):");
+            md.AppendLine();
+            md.AppendLine(CultureInfo.InvariantCulture, $"- EquiNAS_E {Pct(Median("EquiNAS_E"))} against the best compute-matched fixed network {Pct(bestMatched)} minus 1 point: {Verdict(Median("EquiNAS_E"), bestMatched - 0.01)}.");
+            md.AppendLine(CultureInfo.InvariantCulture, $"- EquiNAS_D {Pct(Median("EquiNAS_D"))} against the best fixed network trained as long (its own compute) {Pct(bestAsLong)} minus 1 point: {Verdict(Median("EquiNAS_D"), bestAsLong - 0.01)}.");
+            if (variant != "upright")
+            {
+                double best = Math.Max(Median("EquiNAS_E"), Median("EquiNAS_D"));
+                md.AppendLine(CultureInfo.InvariantCulture, $"- The better search {Pct(best)} at least 2 points above all-C1 trained as long ({Pct(Median("fixed all-C1 (as long)"))}) and compute-matched ({Pct(Median("fixed all-C1 (compute-matched)"))}): {Verdict(best, Median("fixed all-C1 (as long)") + 0.02)} / {Verdict(best, Median("fixed all-C1 (compute-matched)") + 0.02)}.");
+            }
+
+            md.AppendLine();
+            md.AppendLine("| seed | method | architecture | parameters | steps | candidates | validation acc | test acc | seconds |");
+            md.AppendLine("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+            foreach (var r in vr.OrderBy(r => r.Seed).ThenBy(r => Array.IndexOf(order, r.Method)))
+            {
+                md.AppendLine(CultureInfo.InvariantCulture, $"| {r.Seed} | {r.Method} | {r.Architecture} | {r.Parameters:N0} | {r.Steps} | {r.Candidates} | {r.ValidationAccuracy:P2} | {r.TestAccuracy:P2} | {r.Seconds:F0} |");
+            }
+
+            md.AppendLine();
+        }
+
+        File.WriteAllText(output + ".md", md.ToString());
+        Console.WriteLine($"summary of {rows.Count} rows written to {output}.md");
+    }
+
+    private static ImageDataset Take(ImageDataset data, int count)
+    {
+        using (data)
+        {
+            return data.Subset(Enumerable.Range(0, Math.Min(count, data.Count)).Select(i => (long)i).ToArray());
+        }
+    }
+
+    private static string Pct(double value) => double.IsFinite(value) ? value.ToString("P2", CultureInfo.InvariantCulture) : "not measured";
+
+    private static string Verdict(double value, double bound) =>
+        !double.IsFinite(value) || !double.IsFinite(bound) ? "not measured" : value >= bound ? "met" : $"**missed** by {(bound - value) * 100:F2} points";
+
+    private static TResult Pipe<T, TResult>(this T value, Func<T, TResult> f) => f(value);
+
+    /// <summary>One measured model.</summary>
+    internal sealed record Row(string Method, string Architecture, long Parameters, int Steps, double ValidationAccuracy, double TestAccuracy, double Seconds, int Candidates)
+    {
+        public string Variant { get; init; } = "";
+
+        public int Seed { get; init; }
+
+        public string Machine { get; init; } = "";
+
+        public string Date { get; init; } = "";
+    }
+}
