@@ -29,6 +29,21 @@ public abstract class TorchTestBase
         torch.manual_seed(1234);
     }
 
+    /// <summary>
+    /// The networks alive now, after every network an earlier test left to the finaliser has been finalised, so that
+    /// a test comparing the count before and after itself sees only its own networks.
+    /// </summary>
+    protected static long LiveNetworksSettled()
+    {
+        for (int i = 0; i < 2; i++)
+        {
+            GC.Collect();
+            GC.WaitForPendingFinalizers();
+        }
+
+        return Equinas.MLNet.Nn.Networks.GroupCnn.LiveInstances;
+    }
+
     /// <summary>Same shape and bit-identical values.</summary>
     protected static bool BitEqual(Tensor a, Tensor b) =>
         a.shape.SequenceEqual(b.shape) && a.eq(b).all().item<bool>();

@@ -88,6 +88,7 @@ public sealed class DefaultsTests
     [Fact]
     public void A_trained_model_records_the_resolved_budget_and_widths_and_its_final_training()
     {
+        long liveBefore = Equinas.MLNet.Nn.Networks.GroupCnn.LiveInstances;
         var ml = new MLContext(seed: 1);
         var data = ml.Data.LoadFromEnumerable(Digits.Rows(0, 200));
         var validation = Digits.MapLabel(ml).Fit(data).Transform(ml.Data.LoadFromEnumerable(Digits.Rows(1, 60)));
@@ -114,5 +115,7 @@ public sealed class DefaultsTests
         Assert.Equal(2, final.Generation);
         Assert.Equal("final", final.ChangeText);
         Assert.Equal(final.LayerGroups, parameters.LayerGroups);
+        parameters.Dispose();
+        Assert.Equal(liveBefore, Equinas.MLNet.Nn.Networks.GroupCnn.LiveInstances);
     }
 }

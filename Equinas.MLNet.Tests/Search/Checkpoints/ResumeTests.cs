@@ -39,7 +39,7 @@ public sealed class ResumeTests : TorchTestBase, IDisposable
         }
 
         // Stopped in generation 2, after its first candidate: generations 0 and 1 are in the checkpoint.
-        long liveBefore = GroupCnn.LiveInstances;
+        long liveBefore = LiveNetworksSettled();
         using (var store = new CheckpointStore(_directory, Identity(train, validation)))
         using (var cancellation = new CancellationTokenSource())
         {

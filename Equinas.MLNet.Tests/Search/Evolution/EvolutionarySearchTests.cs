@@ -91,7 +91,7 @@ public class EvolutionarySearchTests : TorchTestBase
         using var validation = SyntheticData.Motifs(48, 3, 12, seed: 2);
         var options = SmallBudget(seed: 2) with { Generations = 5, EpochsPerGeneration = 2 };
 
-        long liveBefore = GroupCnn.LiveInstances;
+        long liveBefore = LiveNetworksSettled();
         using var cancellation = new CancellationTokenSource();
         var search = new EvolutionarySearch(options);
         int evaluated = 0;

@@ -62,7 +62,7 @@ public class CandidateExecutorTests : TorchTestBase
     {
         using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
         using var validation = SyntheticData.Motifs(48, 3, 12, seed: 2);
-        long liveBefore = GroupCnn.LiveInstances;
+        long liveBefore = LiveNetworksSettled();
         (string[] History, float[] Weights) inProcess, shipped;
         using (var result = new EvolutionarySearch(Budget(2)).Run(Template, train, validation))
         {
@@ -86,7 +86,7 @@ public class CandidateExecutorTests : TorchTestBase
     {
         using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
         using var validation = SyntheticData.Motifs(48, 3, 12, seed: 2);
-        long liveBefore = GroupCnn.LiveInstances;
+        long liveBefore = LiveNetworksSettled();
         var search = new EvolutionarySearch(Budget(3));
         int evaluated = 0;
         search.CandidateEvaluated += (_, c) =>
