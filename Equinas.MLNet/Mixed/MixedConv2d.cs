@@ -359,7 +359,7 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
     /// <summary>The scale of member m's raw kernel: <c>z_m n0_m / |w_m|</c> (z_m left out when z is null).</summary>
     private Tensor Coefficient(int m, Tensor? z)
     {
-        var inverseNorm = DeviceOps.ClampMin(DeviceOps.Norm(weights[m]), 1e-12).reciprocal() * _norms[m];
+        var inverseNorm = DeviceOps.ClampMin(weights[m].norm(), 1e-12).reciprocal() * _norms[m];
         return z is null ? inverseNorm : inverseNorm * z[m];
     }
 

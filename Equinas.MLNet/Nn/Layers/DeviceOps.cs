@@ -7,8 +7,8 @@ namespace Equinas.MLNet.Nn.Layers;
 
 /// <summary>
 /// The engine's calls of the few libtorch ops that have no kernel for the <c>meta</c> device in libtorch's C++ build
-/// (TorchSharp 0.107, libtorch 2.10: conv2d, index_select, relu, native_batch_norm, and the backward passes of
-/// vector norm and clamp_min, which need where.self). On every other device each method is the one libtorch op it
+/// (TorchSharp 0.107, libtorch 2.10: conv2d, index_select, relu, native_batch_norm, and clamp_min's backward pass,
+/// which needs where.self). On every other device each method is the one libtorch op it
 /// names, called as before; only on the meta device (shapes without values, where the device plumbing is tested
 /// because no CUDA backend can be restored here) it is computed by <see cref="MetaComposite"/> from ops that do have
 /// meta kernels, with the same operands, so that a tensor left on another device still fails there.
@@ -32,10 +32,6 @@ internal static class DeviceOps
     /// <summary>The module's own forward (hooks included), or on meta the same batch norm, running statistics included.</summary>
     public static Tensor BatchNorm(BatchNorm1d norm, Tensor input) =>
         IsMeta(input) ? MetaComposite.BatchNorm(norm, input) : norm.call(input);
-
-    /// <summary>The 2-norm of all entries (<c>Tensor.norm()</c>).</summary>
-    public static Tensor Norm(Tensor input) =>
-        IsMeta(input) ? MetaComposite.Norm(input) : input.norm();
 
     /// <summary><c>clamp_min</c>.</summary>
     public static Tensor ClampMin(Tensor input, double min) =>
@@ -154,13 +150,6 @@ internal static class MetaComposite
         }
 
         return output.MoveToOuterDisposeScope();
-    }
-
-    /// <summary>The 2-norm of all entries as the square root of the sum of squares.</summary>
-    public static Tensor Norm(Tensor input)
-    {
-        using var scope = NewDisposeScope();
-        return input.square().sum().sqrt().MoveToOuterDisposeScope();
     }
 
     /// <summary>
