@@ -307,17 +307,25 @@ public sealed partial class EquinasModelParameters : ModelParametersBase<VBuffer
     /// Class probabilities for a batch of feature values (one forward pass), in row order: <see cref="ClassCount"/>
     /// floats per row. <paramref name="firstRow"/> is the first value's row number, for messages about bad values.
     /// </summary>
-    internal float[] ScoreRows<TSrc>(ReadOnlySpan<TSrc> values, long firstRow)
+    internal float[] ScoreRows<TSrc>(ReadOnlySpan<TSrc> values, long firstRow) =>
+        ScoreRows(values, firstRow, ReadBack);
+
+    /// <summary>
+    /// <see cref="ScoreRows{TSrc}(ReadOnlySpan{TSrc}, long)"/> with the probabilities (<c>rows x classes</c>, on the
+    /// model's device) handed to <paramref name="read"/> inside the call's dispose scope instead of being copied back:
+    /// the meta-device tests run the batched scoring path this way (meta tensors hold no values to copy).
+    /// </summary>
+    internal TResult ScoreRows<TSrc, TResult>(ReadOnlySpan<TSrc> values, long firstRow, Func<Tensor, TResult> read)
     {
-        var read = Input.ReaderFor<TSrc>();
+        var reader = Input.ReaderFor<TSrc>();
         int size = Input.Size;
         var pixels = new float[values.Length * size];
         for (int i = 0; i < values.Length; i++)
         {
-            read(values[i], pixels.AsSpan(i * size, size), firstRow + i);
+            reader(values[i], pixels.AsSpan(i * size, size), firstRow + i);
         }
 
-        return PredictBatch(pixels, values.Length);
+        return PredictBatch(pixels, values.Length, read);
     }
 
     /// <summary>How many forward passes this model has run (tests check that a Transform batches).</summary>
@@ -327,8 +335,15 @@ public sealed partial class EquinasModelParameters : ModelParametersBase<VBuffer
     /// Class probabilities for <paramref name="count"/> raw images (planar, C x H x W each, not yet normalised; the
     /// array is normalised in place). Thread-safe: gradients off and native memory released per call.
     /// </summary>
-    internal float[] PredictBatch(float[] rawPixels, int count)
+    internal float[] PredictBatch(float[] rawPixels, int count) => PredictBatch(rawPixels, count, ReadBack);
+
+    /// <summary>
+    /// <see cref="PredictBatch(float[], int)"/> with the probabilities on the model's device handed to
+    /// <paramref name="read"/> inside the call's dispose scope.
+    /// </summary>
+    internal TResult PredictBatch<TResult>(float[] rawPixels, int count, Func<Tensor, TResult> read)
     {
+        ArgumentNullException.ThrowIfNull(read);
         _lifetime.EnterReadLock();
         try
         {
@@ -338,13 +353,15 @@ public sealed partial class EquinasModelParameters : ModelParametersBase<VBuffer
             using var noGrad = torch.no_grad();
             using var scope = torch.NewDisposeScope();
             var images = torch.tensor(rawPixels, [count, Input.Channels, Input.Height, Input.Width]);
-            return Probabilities(images).cpu().data<float>().ToArray();
+            return read(Probabilities(images));
         }
         finally
         {
             _lifetime.ExitReadLock();
         }
     }
+
+    private static float[] ReadBack(Tensor probabilities) => probabilities.cpu().data<float>().ToArray();
 
     /// <summary>The device the network predicts on (chosen from MLContext's GpuDeviceId when the model was made or loaded).</summary>
     internal Device Device => _device;

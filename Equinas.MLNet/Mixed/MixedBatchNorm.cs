@@ -1,5 +1,6 @@
 #nullable enable
 using Equinas.MLNet.Groups;
+using Equinas.MLNet.Nn.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -89,6 +90,6 @@ internal sealed class MixedBatchNorm : nn.Module<Tensor, Tensor>
 
         using var scope = NewDisposeScope();
         var flat = input.reshape(input.shape[0], Fields, -1);
-        return norm.call(flat).view(input.shape).MoveToOuterDisposeScope();
+        return DeviceOps.BatchNorm(norm, flat).view(input.shape).MoveToOuterDisposeScope();
     }
 }

@@ -329,7 +329,7 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
 
         long k = KernelSize;
         var flat = IsLifting ? input : input.reshape(input.shape[0], InChannels, input.shape[3], input.shape[4]);
-        var output = nn.functional.conv2d(flat, filter, null, padding: [k / 2, k / 2]);
+        var output = DeviceOps.Conv2d(flat, filter, null, k / 2);
         return output.view(output.shape[0], OutFields, Top.Order, output.shape[2], output.shape[3]).MoveToOuterDisposeScope();
     }
 
@@ -359,7 +359,7 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
     /// <summary>The scale of member m's raw kernel: <c>z_m n0_m / |w_m|</c> (z_m left out when z is null).</summary>
     private Tensor Coefficient(int m, Tensor? z)
     {
-        var inverseNorm = weights[m].norm().clamp_min(1e-12).reciprocal() * _norms[m];
+        var inverseNorm = DeviceOps.ClampMin(weights[m].norm(), 1e-12).reciprocal() * _norms[m];
         return z is null ? inverseNorm : inverseNorm * z[m];
     }
 

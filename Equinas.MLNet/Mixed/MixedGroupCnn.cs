@@ -52,7 +52,7 @@ internal sealed class MixedBlock : nn.Module<Tensor, Tensor>
     public override Tensor forward(Tensor input)
     {
         using var scope = NewDisposeScope();
-        var x = nn.functional.relu(norm.call(conv.call(input)));
+        var x = DeviceOps.Relu(norm.call(conv.call(input)));
         if (_pool is not null)
         {
             x = _pool.call(x);
@@ -327,7 +327,7 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
         var features = x.mean([2, 3, 4]);
         if (hidden is not null)
         {
-            features = nn.functional.elu(headNorm!.call(hidden.call(features)), alpha: 1.0);
+            features = nn.functional.elu(DeviceOps.BatchNorm(headNorm!, hidden.call(features)), alpha: 1.0);
         }
 
         return output.call(features).MoveToOuterDisposeScope();

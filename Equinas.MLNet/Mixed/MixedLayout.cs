@@ -181,8 +181,7 @@ internal static class MixedLayout
         long k = kernel.shape[^1];
         var index = Get(member, top, (int)k, lifting, inputs, kernel.device);
         long inWidth = lifting ? inputs : (long)inputs * top.Order;
-        return kernel.reshape(outFields, -1)
-            .index_select(1, index)
+        return DeviceOps.IndexSelect(kernel.reshape(outFields, -1), 1, index)
             .view(outFields * top.Order, inWidth, k, k);
     }
 }

@@ -43,6 +43,6 @@ internal sealed class GroupBatchNorm : EquivariantModule
         CheckFeatureMap(input, Group, Fields, nameof(GroupBatchNorm));
         using var scope = NewDisposeScope();
         var flat = input.reshape(input.shape[0], Fields, -1);
-        return norm.call(flat).view(input.shape).MoveToOuterDisposeScope();
+        return DeviceOps.BatchNorm(norm, flat).view(input.shape).MoveToOuterDisposeScope();
     }
 }

@@ -72,8 +72,7 @@ internal sealed class GroupConv2d : ExpandedConvolution
         var index = FilterIndex.Get(group, (int)k, lifting: false, weight.device, layout);
         // A gather along dimension 1 of a 2-D view is several times faster in libtorch than along the last
         // dimension of a 3-D one (measured 1.3 vs 7.6 ms for a 256x256 5x5 C1 filter on 2 threads).
-        return weight.reshape(o * i, n * k * k)
-            .index_select(1, index)
+        return DeviceOps.IndexSelect(weight.reshape(o * i, n * k * k), 1, index)
             .view(o, i, n, n, k, k)
             .transpose(1, 2)
             .reshape(o * n, i * n, k, k);
@@ -93,7 +92,7 @@ internal sealed class GroupConv2d : ExpandedConvolution
     private static Tensor Convolve(Tensor input, Tensor filter, Tensor? expandedBias, long o, long n, long k)
     {
         var flat = input.reshape(input.shape[0], input.shape[1] * n, input.shape[3], input.shape[4]);
-        var output = nn.functional.conv2d(flat, filter, expandedBias, padding: [k / 2, k / 2]);
+        var output = DeviceOps.Conv2d(flat, filter, expandedBias, k / 2);
         return output.view(output.shape[0], o, n, output.shape[2], output.shape[3]);
     }
 }

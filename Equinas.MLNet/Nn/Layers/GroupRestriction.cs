@@ -68,7 +68,7 @@ internal sealed class GroupRestriction : EquivariantModule
         using var scope = NewDisposeScope();
         var index = torch.tensor(Index(from, to), device: input.device);
         long b = input.shape[0], c = input.shape[1], h = input.shape[3], w = input.shape[4];
-        return input.index_select(2, index)
+        return DeviceOps.IndexSelect(input, 2, index)
             .view(b, c * from.IndexOf(to), to.Order, h, w)
             .MoveToOuterDisposeScope();
     }

@@ -72,7 +72,7 @@ internal sealed class InvariantHead : EquivariantModule
         var features = Pool(input);
         if (hidden is not null)
         {
-            features = nn.functional.elu(norm!.call(hidden.call(features)), alpha: 1.0);
+            features = nn.functional.elu(DeviceOps.BatchNorm(norm!, hidden.call(features)), alpha: 1.0);
         }
 
         return output.call(features).MoveToOuterDisposeScope();

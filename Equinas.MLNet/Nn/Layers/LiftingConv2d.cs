@@ -75,8 +75,7 @@ internal sealed class LiftingConv2d : ExpandedConvolution
     {
         long f = weight.shape[0], c = weight.shape[1], k = weight.shape[2];
         var index = FilterIndex.Get(group, (int)k, lifting: true, weight.device, layout);
-        return weight.reshape(f * c, k * k)
-            .index_select(1, index)
+        return DeviceOps.IndexSelect(weight.reshape(f * c, k * k), 1, index)
             .view(f, c, group.Order, k, k)
             .transpose(1, 2)
             .reshape(f * group.Order, c, k, k);
@@ -96,7 +95,7 @@ internal sealed class LiftingConv2d : ExpandedConvolution
     /// <summary>The convolution with an already expanded filter and bias.</summary>
     private static Tensor Convolve(Tensor input, Tensor filter, Tensor? expandedBias, long f, long n, long k)
     {
-        var output = nn.functional.conv2d(input, filter, expandedBias, padding: [k / 2, k / 2]);
+        var output = DeviceOps.Conv2d(input, filter, expandedBias, k / 2);
         return output.view(output.shape[0], f, n, output.shape[2], output.shape[3]);
     }
 }

@@ -68,7 +68,7 @@ internal sealed class GroupCnnBlock : EquivariantModule
     {
         using var scope = NewDisposeScope();
         var x = _restriction is null ? input : _restriction.call(input);
-        x = nn.functional.relu(norm.call(conv.call(x)));
+        x = DeviceOps.Relu(norm.call(conv.call(x)));
         if (_pool is not null)
         {
             x = _pool.call(x);

@@ -2,6 +2,7 @@
 using System.Diagnostics;
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Mixed;
+using Equinas.MLNet.Nn.Layers;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search.Checkpoints;
 using Equinas.MLNet.Search.Training;
@@ -209,7 +210,7 @@ internal sealed class DifferentiableSearch
     }
 
     /// <summary>The architecture step: one Adam update of the logits on a held-out (or second training) batch.</summary>
-    private sealed class AlphaStep : IArchitectureStep, IDisposable
+    internal sealed class AlphaStep : IArchitectureStep, IDisposable
     {
         private readonly optim.Optimizer _optimizer;
         private readonly BatchSampler _batches;
@@ -259,7 +260,7 @@ internal sealed class DifferentiableSearch
                     var order = Enumerable.Range(0, (int)alpha.shape[0]).Select(i => (long)i).ToArray();
                     shuffle.Shuffle(order);
                     var grad = alpha.grad!;
-                    grad.copy_(grad.index_select(0, torch.tensor(order, device: grad.device)));
+                    grad.copy_(DeviceOps.IndexSelect(grad, 0, torch.tensor(order, device: grad.device)));
                 }
             }
 

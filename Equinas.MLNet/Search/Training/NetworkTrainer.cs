@@ -85,13 +85,23 @@ internal sealed class NetworkTrainer
     /// </summary>
     public static (double LossSum, long Correct, long Count) Step(EquivariantNetwork network, optim.Optimizer optimizer, Tensor images, Tensor labels)
     {
+        var (loss, correct) = StepOnDevice(network, optimizer, images, labels);
+        long n = labels.shape[0];
+        return (loss.item<float>() * n, correct.item<long>(), n);
+    }
+
+    /// <summary>
+    /// <see cref="Step"/> up to reading its results back: the batch's mean loss and correct count as tensors on the
+    /// network's device (in the caller's dispose scope). The meta-device tests stop here: meta tensors hold no values.
+    /// </summary>
+    public static (Tensor Loss, Tensor Correct) StepOnDevice(EquivariantNetwork network, optim.Optimizer optimizer, Tensor images, Tensor labels)
+    {
         optimizer.zero_grad();
         var logits = network.call(images);
         var loss = nn.functional.cross_entropy(logits, labels);
         loss.backward();
         optimizer.step();
-        long n = labels.shape[0];
-        return (loss.item<float>() * n, logits.argmax(1).eq(labels).sum().item<long>(), n);
+        return (loss, logits.argmax(1).eq(labels).sum());
     }
 
     /// <summary>
