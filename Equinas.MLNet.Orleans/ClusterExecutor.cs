@@ -36,10 +36,14 @@ internal sealed record CandidateCost(int Id, string Worker, TimeSpan Encode, Tim
 /// with the same thread count.
 /// </para>
 /// <para>
-/// Faults: the driver polls the cluster's membership while a generation runs; the calls of a silo that leaves it (or
-/// fails, or exceeds a call's time bound) are abandoned and their candidates go back to the queue for the other silos
-/// (at most <see cref="ClusterExecutionOptions.MaxAttempts"/> calls per candidate). Errors of the training itself
-/// (bad data, a bug) are not retried: they fail the generation as they would in process.
+/// Faults: while a generation runs the driver polls the cluster's membership and every slot's <see cref="ICandidateWorkerGrain.Status"/>.
+/// The calls of a silo that leaves the membership or stops answering (or fails a call, or exceeds a call's time
+/// bound) are abandoned and their candidates go back to the queue, where the other silos' idle slots wait for them
+/// (at most <see cref="ClusterExecutionOptions.MaxAttempts"/> calls per candidate); such a silo gets no candidates
+/// until it answers a probe again. A call whose message or answer was lost on the way (it travelled through the
+/// gateway of a silo that died) is settled from its slot's status: a finished one's result is fetched again, one
+/// never received is sent again. Every remote call is bounded. Errors of the training itself (bad data, a bug) are
+/// not retried: they fail the generation as they would in process.
 /// </para>
 /// </remarks>
 internal sealed class ClusterExecutor : ICandidateExecutor
