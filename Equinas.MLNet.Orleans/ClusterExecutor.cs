@@ -86,6 +86,16 @@ internal sealed class ClusterExecutor : ICandidateExecutor
     /// <summary>Called before every training call with the silo and the candidate's id (tests use it to stop a silo mid-generation).</summary>
     internal Func<SiloAddress, int, Task>? BeforeCall { get; init; }
 
+    /// <summary>
+    /// Sends a training call (default: the grain call itself). Tests replace it to lose a request or an answer, as a
+    /// call through the gateway of a silo that dies does.
+    /// </summary>
+    internal Func<ICandidateWorkerGrain, CandidatePayload, long, CancellationToken, Task<TrainedCandidate>> SendTrain { get; init; } =
+        static (grain, payload, call, cancellationToken) => grain.Train(payload, call, cancellationToken);
+
+    /// <summary>Results fetched again from a slot because the call's own answer was lost.</summary>
+    public int Refetched { get; private set; }
+
     /// <summary>Dataset uploads so far (one per silo that did not hold the data).</summary>
     public int Uploads { get; private set; }
 
@@ -286,13 +296,13 @@ internal sealed class ClusterExecutor : ICandidateExecutor
                 call.Abandon.CancelAfter(bound);
                 try
                 {
-                    result = await call.Await(grain.Train(payloads[index], call.Id, call.Abandon.Token)).ConfigureAwait(false);
+                    result = await call.Await(SendTrain(grain, payloads[index], call.Id, call.Abandon.Token)).ConfigureAwait(false);
                 }
                 catch (DatasetMissingException)
                 {
                     // Evicted meanwhile (another search used the worker): upload again, once.
                     await EnsureDataset(grain, data, call.Abandon.Token).ConfigureAwait(false);
-                    result = await call.Await(grain.Train(payloads[index], call.Id, call.Abandon.Token)).ConfigureAwait(false);
+                    result = await call.Await(SendTrain(grain, payloads[index], call.Id, call.Abandon.Token)).ConfigureAwait(false);
                 }
             }
             catch (Exception e) when (IsWorkerFault(e, stop.Token))
@@ -551,6 +561,18 @@ internal sealed class ClusterExecutor : ICandidateExecutor
     /// <summary>Compares a call the driver waits on with what its slot reports (twice in a row before acting).</summary>
     private async Task Settle(Call call, SlotStatus? status, CancellationToken cancellationToken)
     {
+        try
+        {
+            await SettleNow(call, status, cancellationToken).ConfigureAwait(false);
+        }
+        catch (ObjectDisposedException)
+        {
+            // The call ended (and its slot disposed it) while it was being looked at: nothing to settle.
+        }
+    }
+
+    private async Task SettleNow(Call call, SlotStatus? status, CancellationToken cancellationToken)
+    {
         if (status is null || call.Abandon.IsCancellationRequested || call.Recovered.Task.IsCompleted)
         {
             return;
@@ -571,6 +593,11 @@ internal sealed class ClusterExecutor : ICandidateExecutor
                     if (await Bounded(call.Grain.Result(call.Id), _options.ProbeTimeout, cancellationToken).ConfigureAwait(false) is { } result
                         && call.Recovered.TrySetResult(result))
                     {
+                        lock (_costs)
+                        {
+                            Refetched++;
+                        }
+
                         _log?.Invoke($"Worker {call.Silo} finished candidate {call.Candidate} but its answer was lost; fetched it again.");
                     }
                 }
