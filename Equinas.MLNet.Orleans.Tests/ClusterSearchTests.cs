@@ -107,4 +107,55 @@ public sealed class ClusterSearchTests
             await cluster.DisposeAsync();
         }
     }
+
+    [Fact]
+    public async Task A_lost_answer_is_fetched_again_and_a_lost_request_sent_again_with_the_same_result()
+    {
+        using var train = TinySearch.Motifs(96, 3, 12, seed: 1);
+        using var validation = TinySearch.Motifs(48, 3, 12, seed: 2);
+        (string[] History, float[] Weights) inProcess, onCluster;
+        using (var result = new EvolutionarySearch(TinySearch.Budget()).Run(TinySearch.Template, train, validation))
+        {
+            inProcess = TinySearch.Outcome(result);
+        }
+
+        var cluster = await TestClusters.Start(2);
+        try
+        {
+            // As calls through the gateway of a silo that died: the first training call's answer never arrives (the
+            // worker trains it), the second call never reaches its worker. Neither task ever completes.
+            int sent = 0;
+            var executor = new ClusterExecutor(cluster.Client, threadsPerJob: 1, new ClusterExecutionOptions { MembershipPollInterval = TimeSpan.FromMilliseconds(250), LivenessTimeout = TimeSpan.FromSeconds(2) })
+            {
+                SendTrain = (grain, payload, call, token) =>
+                {
+                    switch (Interlocked.Increment(ref sent))
+                    {
+                        case 1:
+                            _ = grain.Train(payload, call, CancellationToken.None);
+                            return new TaskCompletionSource<TrainedCandidate>().Task;
+                        case 2:
+                            return new TaskCompletionSource<TrainedCandidate>().Task;
+                        default:
+                            return grain.Train(payload, call, token);
+                    }
+                },
+            };
+            var search = new EvolutionarySearch(TinySearch.Budget()) { Executor = executor };
+            using (var result = await Task.Run(() => search.Run(TinySearch.Template, train, validation)).WaitAsync(TimeSpan.FromMinutes(3)))
+            {
+                onCluster = TinySearch.Outcome(result);
+            }
+
+            Assert.Equal(1, executor.Refetched);
+            Assert.Equal(1, executor.Retries);
+            Assert.Equal(inProcess.History, onCluster.History);
+            Assert.Equal(inProcess.Weights, onCluster.Weights);
+        }
+        finally
+        {
+            await cluster.StopAllSilosAsync();
+            await cluster.DisposeAsync();
+        }
+    }
 }

@@ -24,16 +24,38 @@ internal sealed class CandidateWorkerGrain(DatasetCache datasets, IOptions<Equin
     public Task UploadDatasetChunk(string hash, int index, int count, byte[] chunk) =>
         OnThread(() => datasets.Store(hash, index, count, chunk));
 
-    public async Task<TrainedCandidate> Train(CandidatePayload payload, CancellationToken cancellationToken)
+    // The call being trained and the last one finished with its result (read by the interleaved Status and Result;
+    // every access is on the grain's scheduler, so no lock).
+    private long _training;
+    private (long Call, TrainedCandidate Result)? _finished;
+
+    public async Task<TrainedCandidate> Train(CandidatePayload payload, long call, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(payload);
         using var lease = datasets.Acquire(payload.Dataset);
         var log = options.Value.Log;
         log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"candidate {payload.Id}: training {payload.Epochs} epoch(s) on {payload.Threads} thread(s)"));
-        var trained = await OnThread(() => TrainNow(payload, lease, RuntimeIdentity, cancellationToken)).ConfigureAwait(true);
+        _training = call;
+        _finished = null;
+        TrainedCandidate trained;
+        try
+        {
+            trained = await OnThread(() => TrainNow(payload, lease, RuntimeIdentity, cancellationToken)).ConfigureAwait(true);
+        }
+        finally
+        {
+            _training = 0;
+        }
+
+        _finished = (call, trained);
         log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"candidate {payload.Id}: done in {TimeSpan.FromTicks(trained.WorkerTicks).TotalSeconds:F1} s, validation accuracy {trained.Epochs[^1].ValidationAccuracy * 100:F2}%"));
         return trained;
     }
+
+    public Task<SlotStatus> Status() => Task.FromResult(new SlotStatus(_training, _finished?.Call ?? 0));
+
+    public Task<TrainedCandidate?> Result(long call) =>
+        Task.FromResult(_finished is { } f && f.Call == call ? f.Result : null);
 
     /// <summary>Trains one candidate on the calling thread.</summary>
     internal static TrainedCandidate TrainNow(CandidatePayload payload, DatasetCache.Lease data, string worker, CancellationToken cancellationToken)

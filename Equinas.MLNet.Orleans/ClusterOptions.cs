@@ -117,8 +117,9 @@ public sealed class ClusterExecutionOptions
     public TimeSpan MembershipPollInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>
-    /// Gets or sets how long a busy worker may take to answer the driver's liveness probe; two misses in a row and its
-    /// candidates go to other workers. Default 10 s.
+    /// Gets or sets how long a busy worker may take to answer the driver's status probe (two misses in a row and its
+    /// candidates go to other workers), and how long after sending a call the driver waits before it takes a slot that
+    /// is idle without the call's result to have never received it (its candidate is then sent again). Default 10 s.
     /// </summary>
     public TimeSpan LivenessTimeout { get; set; } = TimeSpan.FromSeconds(10);
 

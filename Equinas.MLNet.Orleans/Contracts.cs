@@ -29,9 +29,32 @@ internal interface ICandidateWorkerGrain : IGrainWithStringKey
     /// the candidate's work (<see cref="ClusterExecutionOptions.TimeoutPerStep"/>); the interface's own bound only has
     /// to exceed it.
     /// </summary>
+    /// <param name="payload">The candidate.</param>
+    /// <param name="call">The driver's id of this call (unique per attempt), which <see cref="Status"/> reports.</param>
+    /// <param name="cancellationToken">Cancelled by the driver when it abandons the call.</param>
     [ResponseTimeout("7.00:00:00")]
-    Task<TrainedCandidate> Train(CandidatePayload payload, CancellationToken cancellationToken);
+    Task<TrainedCandidate> Train(CandidatePayload payload, long call, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The call the slot trains and the last one it finished: the driver's probe, answered while the slot trains. A call
+    /// the driver waits on that the slot neither trains nor finished never arrived (its message was lost with a silo);
+    /// one it finished lost its answer, which <see cref="Result"/> then hands over.
+    /// </summary>
+    [AlwaysInterleave]
+    Task<SlotStatus> Status();
+
+    /// <summary>The result of call <paramref name="call"/> if it is the last the slot finished; otherwise null.</summary>
+    [AlwaysInterleave]
+    [ResponseTimeout("00:05:00")]
+    Task<TrainedCandidate?> Result(long call);
 }
+
+/// <summary>What a slot is doing, for the driver's probe.</summary>
+/// <param name="Training">The call it trains now (0: none).</param>
+/// <param name="Finished">The last call it finished and still holds the result of (0: none).</param>
+[GenerateSerializer]
+[Immutable]
+internal sealed record SlotStatus([property: Id(0)] long Training, [property: Id(1)] long Finished);
 
 /// <summary>A worker silo's capacity.</summary>
 /// <param name="Slots">Candidates it trains at once.</param>

@@ -65,24 +65,66 @@ public sealed class EquinasCluster : CandidateCluster, IAsyncDisposable, IDispos
         var builder = Host.CreateApplicationBuilder();
         builder.Logging.ClearProviders();
         builder.Logging.AddConsole().SetMinimumLevel(LogLevel.Warning);
-        builder.UseOrleansClient(client => client.UseEquinasCluster(cluster));
+        // Orleans retries a failed connection inside one attempt and only logs why: the last reason is kept for the message.
+        var connectionErrors = new ConnectionErrors();
+        builder.Logging.AddProvider(connectionErrors);
+        var waitFor = (execution ?? new ClusterExecutionOptions()).WorkerWaitTimeout;
+        var retry = new ConnectRetry(waitFor);
+        builder.UseOrleansClient(client => client.UseEquinasCluster(cluster).UseConnectionRetryFilter(retry));
         var host = builder.Build();
         string where = cluster.RedisConnectionString is { } redis
             ? $"cluster '{cluster.ClusterId}' in Redis {redis}"
             : $"localhost cluster '{cluster.ClusterId}' on gateway port(s) {string.Join(",", cluster.GatewayPorts)}";
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(waitFor);
         try
         {
-            await host.StartAsync(cancellationToken).ConfigureAwait(false);
+            await host.StartAsync(bounded.Token).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is not OperationCanceledException)
+        catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             host.Dispose();
-            throw new InvalidOperationException($"Could not connect to the {where}{(cluster.Certificate is null ? string.Empty : " with TLS")}: {e.Message} Start a worker first ('equinas worker').", e);
+            throw new InvalidOperationException(ConnectFailure(where, cluster.Certificate is not null, waitFor, retry.Last ?? connectionErrors.Last ?? e), e);
         }
 
         var client = host.Services.GetRequiredService<IClusterClient>();
         var logger = host.Services.GetRequiredService<ILoggerFactory>().CreateLogger("Equinas.Cluster");
         return new EquinasCluster(client, host, execution, logger, where + (cluster.Certificate is null ? string.Empty : " (TLS)"));
+    }
+
+    /// <summary>
+    /// Why a driver could not connect, in words. A TLS mismatch reaches an Orleans client only as a connection the
+    /// worker closed (the worker logs the failed handshake), so that case names the certificate option.
+    /// </summary>
+    internal static string ConnectFailure(string where, bool tls, TimeSpan waited, Exception last)
+    {
+        var chain = new List<Exception>();
+        for (var e = last; e is not null; e = e.InnerException)
+        {
+            chain.Add(e);
+        }
+
+        string error = $"{last.GetType().Name}: {last.Message.Split('\n')[0].Trim()}";
+        string head = $"Could not connect to the {where}{(tls ? " with TLS" : string.Empty)} within {waited.TotalSeconds:F0} s (ClusterExecutionOptions.WorkerWaitTimeout); last error {error}.";
+        if (chain.Any(e => e is System.Security.Authentication.AuthenticationException))
+        {
+            return $"{head} The TLS handshake failed: driver and workers must use the same certificate (EquinasClusterOptions.Certificate, 'equinas --tls-cert').";
+        }
+
+        bool refused = chain.Any(e => e is System.Net.Sockets.SocketException { SocketErrorCode: System.Net.Sockets.SocketError.ConnectionRefused });
+        bool closed = !refused && chain.Any(e => e is Microsoft.AspNetCore.Connections.ConnectionAbortedException or Microsoft.AspNetCore.Connections.ConnectionResetException
+            || e.Message.Contains("connection closed", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("terminated", StringComparison.OrdinalIgnoreCase));
+        if (closed)
+        {
+            return tls
+                ? $"{head} A worker accepted the connection and closed it: most likely a TLS mismatch (the workers run without TLS, or with another certificate than EquinasClusterOptions.Certificate / 'equinas --tls-cert' here)."
+                : $"{head} A worker accepted the connection and closed it: most likely a TLS mismatch (the workers run with TLS, 'equinas worker --tls-cert': give this driver the same certificate, EquinasClusterOptions.Certificate or 'equinas train --tls-cert').";
+        }
+
+        // Nothing more specific is known (Orleans kept retrying): no worker runs there, or one refused this driver's TLS.
+        return tls
+            ? $"{head} Either no worker runs there (start one with 'equinas worker', the same cluster id and certificate), or the workers refused this driver's TLS: they run without TLS, or with another certificate than EquinasClusterOptions.Certificate / 'equinas --tls-cert' here."
+            : $"{head} Either no worker runs there (start one with 'equinas worker', the same cluster id), or the workers run with TLS ('equinas worker --tls-cert') and refuse a driver without their certificate: set EquinasClusterOptions.Certificate ('equinas train --tls-cert') to the same one.";
     }
 
     /// <inheritdoc/>
@@ -119,4 +161,59 @@ public sealed class EquinasCluster : CandidateCluster, IAsyncDisposable, IDispos
 
     /// <inheritdoc/>
     public void Dispose() => DisposeAsync().AsTask().GetAwaiter().GetResult();
+}
+
+/// <summary>Retries a driver's connection attempts until a time limit, keeping the last error for the message.</summary>
+internal sealed class ConnectRetry(TimeSpan limit) : IClientConnectionRetryFilter
+{
+    private readonly System.Diagnostics.Stopwatch _watch = System.Diagnostics.Stopwatch.StartNew();
+
+    /// <summary>The last attempt's error.</summary>
+    public Exception? Last { get; private set; }
+
+    public async Task<bool> ShouldRetryConnectionAttempt(Exception exception, CancellationToken cancellationToken)
+    {
+        Last = exception;
+        if (_watch.Elapsed >= limit || cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+
+        await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false);
+        return true;
+    }
+}
+
+/// <summary>Keeps the last exception Orleans' networking logged (a driver's connection attempts log their failures only).</summary>
+internal sealed class ConnectionErrors : ILoggerProvider
+{
+    private Exception? _last;
+
+    /// <summary>The last exception logged by Orleans' messaging or connection code.</summary>
+    public Exception? Last => Volatile.Read(ref _last);
+
+    public ILogger CreateLogger(string categoryName) =>
+        categoryName.StartsWith("Orleans.Runtime.Messaging", StringComparison.Ordinal) || categoryName.StartsWith("Orleans.Connections", StringComparison.Ordinal) || categoryName.StartsWith("Orleans.Messaging", StringComparison.Ordinal)
+            ? new Recorder(this)
+            : Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance;
+
+    public void Dispose()
+    {
+    }
+
+    private sealed class Recorder(ConnectionErrors owner) : ILogger
+    {
+        public IDisposable? BeginScope<TState>(TState state)
+            where TState : notnull => null;
+
+        public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Warning;
+
+        public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+        {
+            if (exception is not null && logLevel >= LogLevel.Warning)
+            {
+                Volatile.Write(ref owner._last, exception);
+            }
+        }
+    }
 }
