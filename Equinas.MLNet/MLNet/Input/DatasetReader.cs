@@ -206,8 +206,13 @@ internal static class DatasetReader
         long budgetFloats = Math.Max(size, Math.Min(settings.MemoryBytes / sizeof(float), Array.MaxLength));
         long? total = data.GetRowCount();
         long rows = total ?? 1024;
-        var pixels = new float[Math.Max(size, Math.Min(Math.Min(rows, int.MaxValue / size) * size, budgetFloats / size * size))];
-        var kept = encoded ? new List<byte[]>() : null;
+        // A known row count whose images exceed the bound goes to the scratch file from the first row: no buffer of
+        // held pixels (up to the bound) is filled only to become garbage when the bound is reached, while the cache
+        // fills the same bound again. Rows skipped later can leave data that would have fitted on this path; the
+        // batches are the same either way.
+        bool spillFromStart = total is { } known && known > budgetFloats / size;
+        var pixels = spillFromStart ? [] : new float[Math.Max(size, Math.Min(Math.Min(rows, int.MaxValue / size) * size, budgetFloats / size * size))];
+        var kept = encoded && !spillFromStart ? new List<byte[]>() : null;
         long keptBytes = 0;
         SpillFile? spill = null;
         var scratch = new float[size];
@@ -221,6 +226,11 @@ internal static class DatasetReader
         var lastReport = TimeSpan.Zero;
         try
         {
+            if (spillFromStart)
+            {
+                spill = new SpillFile();
+            }
+
             while (true)
             {
                 bool more;
@@ -266,6 +276,10 @@ internal static class DatasetReader
                     pixels = [];
                     kept = null;
                     keptBytes = 0;
+                    // The held pixels and encoded bytes (up to the bound together) are garbage now. Collect them once,
+                    // here, rather than whenever the managed heap next asks for a full collection: by then the image
+                    // cache may have filled the bound again, and RSS would hold both.
+                    GC.Collect(GC.MaxGeneration, GCCollectionMode.Forced, blocking: true, compacting: true);
                 }
 
                 var destination = spill is null ? GrowFor(ref pixels, count, size, budgetFloats) : scratch.AsSpan();

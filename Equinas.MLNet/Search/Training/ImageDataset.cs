@@ -156,21 +156,19 @@ internal sealed class ImageDataset : IDisposable
     }
 
     /// <summary>Appends every pixel (in row order) to <paramref name="hash"/>: the same bytes whether held in memory or lazily.</summary>
+    /// <remarks>
+    /// In chunks of 256 images, each hashed from the tensor's own memory: no managed copy of the set (in memory) or of
+    /// a chunk (decoded on demand).
+    /// </remarks>
     public void AppendPixels(System.Security.Cryptography.IncrementalHash hash)
     {
         ArgumentNullException.ThrowIfNull(hash);
-        if (_images is not null)
-        {
-            hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(_images.contiguous().data<float>().ToArray().AsSpan()));
-            return;
-        }
-
         const int Chunk = 256;
         for (int start = 0; start < _count; start += Chunk)
         {
             using var scope = NewDisposeScope();
-            var part = Slice(start, Math.Min(Chunk, _count - start));
-            hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(part.data<float>().ToArray().AsSpan()));
+            var part = Slice(start, Math.Min(Chunk, _count - start)).contiguous();
+            hash.AppendData(part.bytes);
         }
     }
 

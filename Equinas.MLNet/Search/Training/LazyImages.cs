@@ -81,7 +81,8 @@ internal sealed class LazyImageSource
 
 /// <summary>
 /// A bounded, least-recently-used cache of decoded images, in bytes of floats: at most <see cref="CapacityBytes"/> are
-/// held, in buffers that are reused when an image is evicted (so the cache allocates no more than its capacity).
+/// held, in buffers that are reused when an image is evicted (so the cache allocates no more than its capacity), on the
+/// pinned object heap (so the managed heap commits about what the cache holds, not a multiple of it).
 /// Thread-safe: decoding runs outside the lock, so concurrent trainings decode in parallel.
 /// </summary>
 internal sealed class DecodedImageCache(long capacityBytes)
@@ -158,7 +159,10 @@ internal sealed class DecodedImageCache(long capacityBytes)
 
             if (buffer is null)
             {
-                buffer = new float[source.Size];
+                // On the pinned object heap: never moved or copied by a compaction, and not in generation 0, whose
+                // budget would otherwise grow with the cache's high survival rate (measured: a 128 MB cache of ordinary
+                // arrays made the managed heap commit 265 MB, 129 MB on this heap).
+                buffer = GC.AllocateUninitializedArray<float>(source.Size, pinned: true);
                 _heldBytes += bytes;
             }
 
