@@ -101,10 +101,11 @@ var runs = new List<ModelRun>
 var searchHistory = runs[0].Parameters.History.Candidates;
 double searchEpochs = Math.Round(searchHistory.Sum(c => c.Change == EquinasChange.Final ? settings.FinalEpochs : settings.EpochsPerGeneration), 2);
 Console.WriteLine();
-Console.WriteLine($"Fixed networks, each trained {searchEpochs} epochs: as many as the whole search ({searchHistory.Count} candidates), two at a time on one thread each");
+Console.WriteLine($"Fixed networks, each trained {searchEpochs} epochs: as many as the whole search ({searchHistory.Count} candidates), side by side on one thread each");
 var fixedRuns = new[] { ("Fixed all-C1", "a plain CNN (no symmetry)", "C1"), ("Fixed all-C4", "every layer C4-equivariant", "C4"), ("Fixed all-D4", "every layer D4-equivariant", "D4") };
 var trainedFixed = new ModelRun[fixedRuns.Length];
-Parallel.For(0, fixedRuns.Length, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, Math.Min(2, Environment.ProcessorCount)) }, i =>
+// All three at once: with two at a time on 2 cores the third would train alone on one thread, one core idle.
+Parallel.For(0, fixedRuns.Length, new ParallelOptions { MaxDegreeOfParallelism = fixedRuns.Length }, i =>
 {
     var (name, description, group) = fixedRuns[i];
     trainedFixed[i] = Run(name, $"{description}, {searchEpochs} epochs", Options(name, SearchMode.Fixed, group, searchEpochs, progress: false), quiet: true);
