@@ -597,7 +597,10 @@ public sealed class ImageMemoryTests(ITestOutputHelper output)
         long held = cache.HeldBytes;
         output.WriteLine($"cache holds {held / 1048576.0:F2} MB; pinned object heap grew {(pinnedAfter - pinnedBefore) / 1048576.0:F2} MB");
         Assert.Equal((long)Count * Size * sizeof(float), held);
-        Assert.True(pinnedAfter - pinnedBefore >= held, $"pinned object heap grew {pinnedAfter - pinnedBefore} bytes for {held} cached");
+        // At least 80 % of what the cache holds (ordinary arrays: 0). Not all of it: in the whole suite, pinned
+        // buffers of earlier tests' caches can be freed by the collections around the measurement (seen on
+        // 2026-12-01: 4.27 MB for 4.69 MB cached).
+        Assert.True(pinnedAfter - pinnedBefore >= 0.8 * held, $"pinned object heap grew {pinnedAfter - pinnedBefore} bytes for {held} cached");
         for (int i = 0; i < Count; i += 37)
         {
             source.Read(i, image);
