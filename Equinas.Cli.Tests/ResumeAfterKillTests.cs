@@ -80,8 +80,17 @@ public sealed class ResumeAfterKillTests(ITestOutputHelper output) : IDisposable
             Assert.Contains("(from the checkpoint)", text, StringComparison.Ordinal);
         }
 
-        // 3. An uninterrupted run, in this process, without checkpoints.
-        Assert.Equal(0, InProcess(Train("uninterrupted.zip", checkpoint: false)));
+        // 3. An uninterrupted run without checkpoints, in a process of its own like the other two: in this test host
+        // (other tests' libtorch state) one evolve run of 2026-12-01 differed from the resumed one in one candidate's
+        // validation loss at the 7th digit (1 of 3 runs; not yet explained, see the CHANGELOG).
+        using (var child = Start(Train("uninterrupted.zip", checkpoint: false)))
+        {
+            var drained = Drain(child);
+            using var limit = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+            await child.WaitForExitAsync(limit.Token);
+            string text = await drained;
+            Assert.True(child.ExitCode == 0, text);
+        }
 
         var resumed = Scores(Path.Combine(_root, "resumed.zip"), images);
         var uninterrupted = Scores(Path.Combine(_root, "uninterrupted.zip"), images);
