@@ -271,12 +271,18 @@ internal sealed class EvolutionarySearch
         }
     }
 
-    /// <summary>The architecture a relaxation move gives.</summary>
-    internal static NetworkSpec Apply(NetworkSpec spec, Move move)
+    /// <summary>
+    /// The single-layer relaxations a relaxation move is made of, in the order they are applied: for
+    /// <see cref="ChangeKind.Relax"/> the one layer; for <see cref="ChangeKind.RelaxFrom"/> every layer from the last
+    /// back to the move's whose group changes when intersected with the move's group (relaxing one layer leaves the
+    /// others' groups as they are, so the targets can be read off the parent's architecture).
+    /// </summary>
+    private static IEnumerable<(int Layer, SymmetryGroup Group)> Steps(NetworkSpec spec, Move move)
     {
         if (move.Kind == ChangeKind.Relax)
         {
-            return RelaxationMorphism.RelaxedSpec(spec, move.Layer, move.Group!);
+            yield return (move.Layer, move.Group!);
+            yield break;
         }
 
         for (int i = spec.Layers.Count - 1; i >= move.Layer; i--)
@@ -284,12 +290,14 @@ internal sealed class EvolutionarySearch
             var target = spec.Layers[i].Group.Intersect(move.Group!);
             if (target != spec.Layers[i].Group)
             {
-                spec = RelaxationMorphism.RelaxedSpec(spec, i, target);
+                yield return (i, target);
             }
         }
-
-        return spec;
     }
+
+    /// <summary>The architecture a relaxation move gives.</summary>
+    internal static NetworkSpec Apply(NetworkSpec spec, Move move) =>
+        Steps(spec, move).Aggregate(spec, (current, step) => RelaxationMorphism.RelaxedSpec(current, step.Layer, step.Group));
 
     /// <summary>
     /// The child network a relaxation move gives, made by the morphism (so it computes what the parent computes); a
@@ -297,24 +305,12 @@ internal sealed class EvolutionarySearch
     /// </summary>
     internal static GroupCnn Apply(GroupCnn parent, Move move)
     {
-        if (move.Kind == ChangeKind.Relax)
-        {
-            return RelaxationMorphism.Relax(parent, move.Layer, move.Group!);
-        }
-
         GroupCnn? current = null;
         try
         {
-            for (int i = parent.Spec.Layers.Count - 1; i >= move.Layer; i--)
+            foreach (var (layer, group) in Steps(parent.Spec, move))
             {
-                var source = current ?? parent;
-                var target = source.Spec.Layers[i].Group.Intersect(move.Group!);
-                if (target == source.Spec.Layers[i].Group)
-                {
-                    continue;
-                }
-
-                var next = RelaxationMorphism.Relax(source, i, target);
+                var next = RelaxationMorphism.Relax(current ?? parent, layer, group);
                 current?.Dispose();
                 current = next;
             }
