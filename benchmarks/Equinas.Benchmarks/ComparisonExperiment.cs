@@ -45,6 +45,9 @@ internal static class ComparisonExperiment
         bool summaryOnly = args.Int("summary-only", 0) != 0;
         // Smoke tests only: the first N images of each split (the results page then names the limit).
         int limit = args.Int("limit", 0);
+        // Resume a split run: skip every row already recorded for a variant and seed, and rebuild what later rows need
+        // (the searched architectures, the search's total steps) from the recorded ones.
+        bool resume = args.Int("resume", 0) != 0;
         args.RejectUnknown();
         foreach (var v in variants)
         {
@@ -74,7 +77,7 @@ internal static class ComparisonExperiment
             {
                 foreach (int seed in seeds)
                 {
-                    RunOne(digits, variant, seed, methods, threads, machine, rowsPath, limit);
+                    RunOne(digits, variant, seed, methods, threads, machine, rowsPath, limit, resume);
                 }
             }
         }
@@ -91,7 +94,7 @@ internal static class ComparisonExperiment
         _ => (digits.Augmented(DigitSplit.Train, SymmetryGroup.D4, 101), digits.Augmented(DigitSplit.Validation, SymmetryGroup.D4, 102), digits.Augmented(DigitSplit.Test, SymmetryGroup.D4, 103)),
     };
 
-    private static void RunOne(ShippedDigits digits, string variant, int seed, HashSet<string> methods, int threads, string machine, string rowsPath, int limit)
+    private static void RunOne(ShippedDigits digits, string variant, int seed, HashSet<string> methods, int threads, string machine, string rowsPath, int limit, bool resume)
     {
         var (train, validation, test) = Data(digits, variant);
         if (limit > 0)
@@ -125,12 +128,28 @@ internal static class ComparisonExperiment
 
         double Test(EquivariantNetwork network) => NetworkTrainer.Evaluate(network, test, training.EvaluationBatchSize, CancellationToken.None).Accuracy;
 
+        var recorded = resume ? ReadRows(rowsPath).Where(r => r.Variant == variant && r.Seed == seed).GroupBy(r => r.Method).ToDictionary(g => g.Key, g => g.Last()) : [];
+        static IReadOnlyList<SymmetryGroup> Groups(string architecture) =>
+            architecture.Replace(" (mixture)", "", StringComparison.Ordinal).Split('-').Select(SymmetryGroup.Parse).ToArray();
+
         var retrain = new List<(string Method, IReadOnlyList<SymmetryGroup> Groups)>();
         int searchSteps = 0;
         foreach (bool copyOnly in new[] { false, true })
         {
             if (!methods.Contains(copyOnly ? "copy" : "evolve"))
             {
+                continue;
+            }
+
+            if (recorded.TryGetValue(copyOnly ? "EquiNAS_E copy-only" : "EquiNAS_E", out var done))
+            {
+                Console.WriteLine($"  {done.Method,-28} recorded already ({done.Architecture}, {done.Steps} steps)");
+                searchSteps = Math.Max(searchSteps, done.Steps);
+                if (!copyOnly)
+                {
+                    retrain.Add(("EquiNAS_E retrained", Groups(done.Architecture)));
+                }
+
                 continue;
             }
 
@@ -152,7 +171,12 @@ internal static class ComparisonExperiment
             }
         }
 
-        if (methods.Contains("differentiable"))
+        if (methods.Contains("differentiable") && recorded.TryGetValue("EquiNAS_D", out var doneD))
+        {
+            Console.WriteLine($"  {doneD.Method,-28} recorded already ({doneD.Architecture})");
+            retrain.Add(("EquiNAS_D retrained", DifferentiableSearch.Chain(Groups(doneD.Architecture))));
+        }
+        else if (methods.Contains("differentiable"))
         {
             var watch = Stopwatch.StartNew();
             using var threadsScope = TrainingThreads.Use(threads);
@@ -166,26 +190,49 @@ internal static class ComparisonExperiment
         // the default length and tested; then the fixed networks train on (a new optimiser, as every generation of
         // the search starts one) to the evolutionary search's total steps and are tested again.
         var executor = new InProcessExecutor(Math.Min(2, Environment.ProcessorCount), 1);
-        var networks = FixedGroups.Select(g => (Method: $"fixed all-{g.Name}", Groups: (IReadOnlyList<SymmetryGroup>)NetworkPresets.Uniform(g, 5))).Concat(retrain).ToList();
+        // On resume a fixed network trains again only when one of its two rows is missing (the compute-matched one
+        // continues from the one trained as long), a retrained architecture only when its row is missing.
+        // Each network keeps its index in the full list (fixed C1, C4, D4, then the retrained ones), which seeds its data
+        // order, so a resumed run trains what it trains exactly as an uninterrupted one.
+        var all = FixedGroups.Select(g => (Method: $"fixed all-{g.Name}", Groups: (IReadOnlyList<SymmetryGroup>)NetworkPresets.Uniform(g, 5)))
+            .Concat(retrain).Select((n, i) => (n.Method, n.Groups, Index: i)).ToList();
+        var networks = all.Where(n => n.Index < FixedGroups.Length
+            ? !recorded.ContainsKey(n.Method + " (as long)") || (searchSteps > Steps(epochs) && !recorded.ContainsKey(n.Method + " (compute-matched)"))
+            : !recorded.ContainsKey(n.Method)).ToList();
+        int fixedCount = networks.Count(n => n.Index < FixedGroups.Length);
+        if (networks.Count == 0)
+        {
+            return;
+        }
+
         var built = networks.Select(n => SeededInit.Create(seed, () => new GroupCnn(template.WithGroups(n.Groups)))).ToList();
         try
         {
             var watch = Stopwatch.StartNew();
-            var first = executor.Execute(new CandidateBatch(built.Select((n, i) => new CandidateJob(i, n, epochs, seed * 31 + i)).ToArray(), train, validation, training), null, CancellationToken.None);
+            var first = executor.Execute(new CandidateBatch(built.Select((n, i) => new CandidateJob(i, n, epochs, seed * 31 + networks[i].Index)).ToArray(), train, validation, training), null, CancellationToken.None);
             double firstSeconds = watch.Elapsed.TotalSeconds / networks.Count * Math.Min(2, Environment.ProcessorCount);
             for (int i = 0; i < networks.Count; i++)
             {
                 first[i].Network.eval();
+                string asLong = networks[i].Method.StartsWith("fixed", StringComparison.Ordinal) ? networks[i].Method + " (as long)" : networks[i].Method;
+                if (recorded.TryGetValue(asLong, out var before))
+                {
+                    // Trained again only to go on to the compute-matched length: say whether it reproduced the row.
+                    double again = Test(first[i].Network);
+                    Console.WriteLine($"  {asLong,-28} recorded already; trained again: test {again:P2} against {before.TestAccuracy:P2} recorded ({(again == before.TestAccuracy ? "reproduced" : "differs")})");
+                    continue;
+                }
+
                 Record(new Row(networks[i].Method.StartsWith("fixed", StringComparison.Ordinal) ? networks[i].Method + " (as long)" : networks[i].Method, string.Join("-", networks[i].Groups.Select(g => g.Name)), first[i].Network.ParameterCount, Steps(epochs), first[i].Last.Validation!.Value.Accuracy, Test(first[i].Network), firstSeconds, 1));
             }
 
-            if (searchSteps > Steps(epochs))
+            if (searchSteps > Steps(epochs) && fixedCount > 0)
             {
                 double more = (double)(searchSteps - Steps(epochs)) / stepsPerEpoch;
                 watch.Restart();
-                var second = executor.Execute(new CandidateBatch(built.Take(FixedGroups.Length).Select((n, i) => new CandidateJob(i, n, more, seed * 37 + i)).ToArray(), train, validation, training), null, CancellationToken.None);
-                double seconds = watch.Elapsed.TotalSeconds / FixedGroups.Length * Math.Min(2, Environment.ProcessorCount);
-                for (int i = 0; i < FixedGroups.Length; i++)
+                var second = executor.Execute(new CandidateBatch(built.Take(fixedCount).Select((n, i) => new CandidateJob(i, n, more, seed * 37 + networks[i].Index)).ToArray(), train, validation, training), null, CancellationToken.None);
+                double seconds = watch.Elapsed.TotalSeconds / fixedCount * Math.Min(2, Environment.ProcessorCount);
+                for (int i = 0; i < fixedCount; i++)
                 {
                     second[i].Network.eval();
                     Record(new Row(networks[i].Method + " (compute-matched)", string.Join("-", networks[i].Groups.Select(g => g.Name)), second[i].Network.ParameterCount, searchSteps, second[i].Last.Validation!.Value.Accuracy, Test(second[i].Network), seconds, 1));
@@ -210,7 +257,7 @@ internal static class ComparisonExperiment
             return;
         }
 
-        var rows = File.ReadAllLines(rowsPath).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<Row>(l)!)
+        var rows = ReadRows(rowsPath)
             .GroupBy(r => (r.Variant, r.Seed, r.Method)).Select(g => g.Last()).ToList();
         string[] order =
         [
@@ -273,6 +320,9 @@ internal static class ComparisonExperiment
         File.WriteAllText(output + ".md", md.ToString());
         Console.WriteLine($"summary of {rows.Count} rows written to {output}.md");
     }
+
+    private static List<Row> ReadRows(string rowsPath) =>
+        File.Exists(rowsPath) ? File.ReadAllLines(rowsPath).Where(l => l.Length > 0).Select(l => JsonSerializer.Deserialize<Row>(l)!).ToList() : [];
 
     private static ImageDataset Take(ImageDataset data, int count)
     {
