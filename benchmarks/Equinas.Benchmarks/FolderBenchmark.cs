@@ -42,9 +42,14 @@ internal static class FolderBenchmark
             Fit: args.Text("fit", ""),
             Take: args.Int("take", int.MaxValue),
             Epochs: args.Double("epochs", 1),
-            // 0 leaves out the in-memory Fit (at 100,000 64 x 64 RGB images it would hold 4.7 GB of floats).
-            InMemory: args.Int("in-memory", 1) != 0);
+            // "no" leaves out the in-memory Fit (at 100,000 64 x 64 RGB images it would hold 4.7 GB of floats).
+            InMemory: args.Text("in-memory", "yes"));
         args.RejectUnknown();
+        if (o.InMemory is not ("yes" or "no"))
+        {
+            throw new ArgumentException($"--in-memory needs yes or no; found '{o.InMemory}'.");
+        }
+
         if (!int.TryParse(o.CacheMb, NumberStyles.Integer, CultureInfo.InvariantCulture, out int cacheMb) || cacheMb < 0)
         {
             throw new ArgumentException($"--cache-mb needs zero or a positive integer; found '{o.CacheMb}'.");
@@ -85,7 +90,7 @@ internal static class FolderBenchmark
         double referenceEpochs = (double)rows.Count / reference;
         var referenceFit = Child(folder, o.Size, o.Threads, 0, reference, referenceEpochs, string.Create(CultureInfo.InvariantCulture, $"reference ({reference} images x {referenceEpochs:F2} epochs, no cache)"));
         var bounded = Child(folder, o.Size, o.Threads, cacheMb, int.MaxValue, 1, $"whole folder, bound {cacheMb} MB");
-        var inMemory = o.InMemory ? Child(folder, o.Size, o.Threads, (int)(decodedMb + 256), int.MaxValue, 1, "whole folder, in memory") : null;
+        var inMemory = o.InMemory == "yes" ? Child(folder, o.Size, o.Threads, (int)(decodedMb + 256), int.MaxValue, 1, "whole folder, in memory") : null;
 
         // The check: the RSS the bounded run holds while it trains (the median of the second half of its training, when
         // the cache is full) beyond the reference's, against the bound and the per-image bookkeeping. Peaks are printed
