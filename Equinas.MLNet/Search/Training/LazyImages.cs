@@ -1,6 +1,8 @@
 #nullable enable
 using System.Globalization;
 using Microsoft.Win32.SafeHandles;
+using TorchSharp;
+using static TorchSharp.torch;
 
 namespace Equinas.MLNet.Search.Training;
 
@@ -81,16 +83,20 @@ internal sealed class LazyImageSource
 
 /// <summary>
 /// A bounded, least-recently-used cache of decoded images, in bytes of floats: at most <see cref="CapacityBytes"/> are
-/// held, in buffers that are reused when an image is evicted (so the cache allocates no more than its capacity), on the
-/// pinned object heap (so the managed heap commits about what the cache holds, not a multiple of it).
-/// Thread-safe: decoding runs outside the lock, so concurrent trainings decode in parallel.
+/// held, in buffers that are reused when an image is evicted (so the cache allocates no more than its capacity).
+/// The buffers are native (libtorch CPU tensors kept outside every dispose scope), not managed arrays: a managed cache
+/// of the bound's size made the garbage collector let about as much garbage again accumulate before a full collection
+/// (the budget of the oldest generation follows its live size), so that RSS held the bound about twice.
+/// Thread-safe: decoding runs outside the lock, so concurrent trainings decode in parallel. The buffers are freed when
+/// their source is released (<see cref="Forget"/>) or the cache disposed.
 /// </summary>
-internal sealed class DecodedImageCache(long capacityBytes)
+internal sealed class DecodedImageCache(long capacityBytes) : IDisposable
 {
     private readonly object _gate = new();
     private readonly Dictionary<(int Source, int Index), LinkedListNode<Entry>> _entries = [];
     private readonly LinkedList<Entry> _order = new();
     private long _heldBytes;
+    private bool _disposed;
 
     /// <summary>The most bytes of decoded images held.</summary>
     public long CapacityBytes { get; } = Math.Max(0, capacityBytes);
@@ -122,7 +128,7 @@ internal sealed class DecodedImageCache(long capacityBytes)
             {
                 _order.Remove(node);
                 _order.AddFirst(node);
-                node.Value.Data.AsSpan(0, source.Size).CopyTo(destination);
+                Floats(node.Value.Data)[..source.Size].CopyTo(destination);
                 Hits++;
                 return;
             }
@@ -139,39 +145,41 @@ internal sealed class DecodedImageCache(long capacityBytes)
 
         lock (_gate)
         {
-            if (_entries.ContainsKey(key))
+            if (_disposed || _entries.ContainsKey(key))
             {
                 return;
             }
 
-            float[]? buffer = null;
+            Tensor? buffer = null;
             while (_heldBytes + bytes > CapacityBytes && _order.Last is { } last)
             {
                 _order.RemoveLast();
                 _entries.Remove(last.Value.Key);
-                _heldBytes -= (long)last.Value.Data.Length * sizeof(float);
-                if (buffer is null && last.Value.Data.Length == source.Size)
+                _heldBytes -= last.Value.Data.NumberOfElements * sizeof(float);
+                if (buffer is null && last.Value.Data.NumberOfElements == source.Size)
                 {
                     buffer = last.Value.Data;
                     _heldBytes += bytes;
+                }
+                else
+                {
+                    last.Value.Data.Dispose();
                 }
             }
 
             if (buffer is null)
             {
-                // On the pinned object heap: never moved or copied by a compaction, and not in generation 0, whose
-                // budget would otherwise grow with the cache's high survival rate (measured: a 128 MB cache of ordinary
-                // arrays made the managed heap commit 265 MB, 129 MB on this heap).
-                buffer = GC.AllocateUninitializedArray<float>(source.Size, pinned: true);
+                // Not in the caller's dispose scope (a training step's): the cache owns it.
+                buffer = torch.empty(source.Size, ScalarType.Float32).DetachFromDisposeScope();
                 _heldBytes += bytes;
             }
 
-            destination.CopyTo(buffer);
+            destination.CopyTo(Floats(buffer));
             _entries[key] = _order.AddFirst(new Entry(key, buffer));
         }
     }
 
-    /// <summary>Drops a released source's images.</summary>
+    /// <summary>Drops a released source's images and frees their buffers.</summary>
     public void Forget(LazyImageSource source)
     {
         lock (_gate)
@@ -183,7 +191,8 @@ internal sealed class DecodedImageCache(long capacityBytes)
                 {
                     _order.Remove(node);
                     _entries.Remove(node.Value.Key);
-                    _heldBytes -= (long)node.Value.Data.Length * sizeof(float);
+                    _heldBytes -= node.Value.Data.NumberOfElements * sizeof(float);
+                    node.Value.Data.Dispose();
                 }
 
                 node = next;
@@ -191,7 +200,26 @@ internal sealed class DecodedImageCache(long capacityBytes)
         }
     }
 
-    private sealed record Entry((int Source, int Index) Key, float[] Data);
+    /// <summary>Frees every buffer; later reads decode and cache nothing.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _disposed = true;
+            foreach (var entry in _order)
+            {
+                entry.Data.Dispose();
+            }
+
+            _order.Clear();
+            _entries.Clear();
+            _heldBytes = 0;
+        }
+    }
+
+    private static Span<float> Floats(Tensor buffer) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(buffer.bytes);
+
+    private sealed record Entry((int Source, int Index) Key, Tensor Data);
 }
 
 /// <summary>
