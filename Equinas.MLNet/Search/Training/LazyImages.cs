@@ -83,19 +83,30 @@ internal sealed class LazyImageSource
 
 /// <summary>
 /// A bounded, least-recently-used cache of decoded images, in bytes of floats: at most <see cref="CapacityBytes"/> are
-/// held, in buffers that are reused when an image is evicted (so the cache allocates no more than its capacity).
-/// The buffers are native (libtorch CPU tensors kept outside every dispose scope), not managed arrays: a managed cache
-/// of the bound's size made the garbage collector let about as much garbage again accumulate before a full collection
-/// (the budget of the oldest generation follows its live size), so that RSS held the bound about twice.
-/// Thread-safe: decoding runs outside the lock, so concurrent trainings decode in parallel. The buffers are freed when
-/// their source is released (<see cref="Forget"/>) or the cache disposed.
+/// held, in fixed slots of large native blocks (libtorch CPU tensors of up to 1 GB, kept outside every dispose scope)
+/// that are allocated when first needed and reused when an image is evicted. Measured 2026-12-01 (20,000 64 x 64
+/// images, 256 MB bound): managed arrays made the collector let about as much garbage again accumulate before a full
+/// collection (512 MB of managed heap committed at the peak, 279 MB live), and one native buffer per image, interleaved
+/// with the training's short-lived tensors in the allocator's heap, kept about 430 MB of freed memory from being
+/// returned; large blocks are mapped apart from that heap and only their written pages are resident.
+/// Slots have the size of the first image cached: images of another size (a source of another shape) are decoded on
+/// every read and not cached. Thread-safe: decoding runs outside the lock, so concurrent trainings decode in
+/// parallel. Slots are freed when their source is released (<see cref="Forget"/>); the blocks when the cache is disposed.
 /// </summary>
 internal sealed class DecodedImageCache(long capacityBytes) : IDisposable
 {
+    /// <summary>The most bytes of one block (a span over it must fit in an int).</summary>
+    internal const long BlockBytes = 1L << 30;
+
     private readonly object _gate = new();
     private readonly Dictionary<(int Source, int Index), LinkedListNode<Entry>> _entries = [];
     private readonly LinkedList<Entry> _order = new();
-    private long _heldBytes;
+    private readonly List<Tensor> _blocks = [];
+    private readonly Stack<int> _free = new();
+    private int _slotFloats;
+    private int _slots;
+    private int _slotsPerBlock;
+    private int _slotsMade;
     private bool _disposed;
 
     /// <summary>The most bytes of decoded images held.</summary>
@@ -108,7 +119,19 @@ internal sealed class DecodedImageCache(long capacityBytes) : IDisposable
         {
             lock (_gate)
             {
-                return _heldBytes;
+                return (long)_entries.Count * _slotFloats * sizeof(float);
+            }
+        }
+    }
+
+    /// <summary>Bytes of the native blocks allocated so far (their pages become resident as slots are written).</summary>
+    public long BlockBytesAllocated
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _blocks.Sum(b => b.NumberOfElements * sizeof(float));
             }
         }
     }
@@ -128,7 +151,7 @@ internal sealed class DecodedImageCache(long capacityBytes) : IDisposable
             {
                 _order.Remove(node);
                 _order.AddFirst(node);
-                Floats(node.Value.Data)[..source.Size].CopyTo(destination);
+                Slot(node.Value.Slot).CopyTo(destination);
                 Hits++;
                 return;
             }
@@ -137,49 +160,36 @@ internal sealed class DecodedImageCache(long capacityBytes) : IDisposable
         }
 
         decode(index, destination);
-        long bytes = (long)source.Size * sizeof(float);
-        if (bytes > CapacityBytes)
-        {
-            return;
-        }
-
         lock (_gate)
         {
-            if (_disposed || _entries.ContainsKey(key))
+            if (_disposed || _entries.ContainsKey(key) || !Fits(source.Size))
             {
                 return;
             }
 
-            Tensor? buffer = null;
-            while (_heldBytes + bytes > CapacityBytes && _order.Last is { } last)
+            int slot;
+            if (_free.Count > 0)
             {
+                slot = _free.Pop();
+            }
+            else if (_slotsMade < _slots)
+            {
+                slot = _slotsMade++;
+            }
+            else
+            {
+                var last = _order.Last!;
                 _order.RemoveLast();
                 _entries.Remove(last.Value.Key);
-                _heldBytes -= last.Value.Data.NumberOfElements * sizeof(float);
-                if (buffer is null && last.Value.Data.NumberOfElements == source.Size)
-                {
-                    buffer = last.Value.Data;
-                    _heldBytes += bytes;
-                }
-                else
-                {
-                    last.Value.Data.Dispose();
-                }
+                slot = last.Value.Slot;
             }
 
-            if (buffer is null)
-            {
-                // Not in the caller's dispose scope (a training step's): the cache owns it.
-                buffer = torch.empty(source.Size, ScalarType.Float32).DetachFromDisposeScope();
-                _heldBytes += bytes;
-            }
-
-            destination.CopyTo(Floats(buffer));
-            _entries[key] = _order.AddFirst(new Entry(key, buffer));
+            destination[.._slotFloats].CopyTo(Slot(slot));
+            _entries[key] = _order.AddFirst(new Entry(key, slot));
         }
     }
 
-    /// <summary>Drops a released source's images and frees their buffers.</summary>
+    /// <summary>Drops a released source's images; their slots are free for others.</summary>
     public void Forget(LazyImageSource source)
     {
         lock (_gate)
@@ -191,8 +201,7 @@ internal sealed class DecodedImageCache(long capacityBytes) : IDisposable
                 {
                     _order.Remove(node);
                     _entries.Remove(node.Value.Key);
-                    _heldBytes -= node.Value.Data.NumberOfElements * sizeof(float);
-                    node.Value.Data.Dispose();
+                    _free.Push(node.Value.Slot);
                 }
 
                 node = next;
@@ -200,26 +209,59 @@ internal sealed class DecodedImageCache(long capacityBytes) : IDisposable
         }
     }
 
-    /// <summary>Frees every buffer; later reads decode and cache nothing.</summary>
+    /// <summary>Frees the blocks; later reads decode and cache nothing.</summary>
     public void Dispose()
     {
         lock (_gate)
         {
             _disposed = true;
-            foreach (var entry in _order)
+            foreach (var block in _blocks)
             {
-                entry.Data.Dispose();
+                block.Dispose();
             }
 
+            _blocks.Clear();
             _order.Clear();
             _entries.Clear();
-            _heldBytes = 0;
+            _free.Clear();
         }
     }
 
-    private static Span<float> Floats(Tensor buffer) => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(buffer.bytes);
+    /// <summary>Whether an image of <paramref name="floats"/> floats can be cached; the first one sets the slot size.</summary>
+    private bool Fits(int floats)
+    {
+        if (_slotFloats == 0)
+        {
+            long bytes = (long)floats * sizeof(float);
+            if (floats <= 0 || bytes > CapacityBytes)
+            {
+                return false;
+            }
 
-    private sealed record Entry((int Source, int Index) Key, Tensor Data);
+            _slotFloats = floats;
+            _slots = (int)Math.Min(int.MaxValue, CapacityBytes / bytes);
+            _slotsPerBlock = (int)Math.Max(1, Math.Min(_slots, BlockBytes / bytes));
+        }
+
+        return floats == _slotFloats;
+    }
+
+    /// <summary>The floats of slot <paramref name="slot"/>; allocates its block on first use.</summary>
+    private Span<float> Slot(int slot)
+    {
+        int block = slot / _slotsPerBlock;
+        while (_blocks.Count <= block)
+        {
+            int slots = Math.Min(_slotsPerBlock, _slots - (_blocks.Count * _slotsPerBlock));
+            // Not in the caller's dispose scope (a training step's): the cache owns it.
+            _blocks.Add(torch.empty((long)slots * _slotFloats, ScalarType.Float32).DetachFromDisposeScope());
+        }
+
+        var floats = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(_blocks[block].bytes);
+        return floats.Slice((slot % _slotsPerBlock) * _slotFloats, _slotFloats);
+    }
+
+    private sealed record Entry((int Source, int Index) Key, int Slot);
 }
 
 /// <summary>
