@@ -12,7 +12,7 @@ internal sealed record RunSettings
           --seed N                    data rotation, weight initialisation and data order (default 1)
           --generations N             generations of the evolutionary search after the initial training (default 2)
           --population N              survivors per generation (default 2)
-          --epochs-per-generation X   epochs every candidate trains per generation (default 0.4)
+          --epochs-per-generation X   epochs every candidate trains per generation (default 0.3)
           --final-epochs X            epochs the winner trains after the last generation (default 0.8)
           --moves paper|blocks|suffixes  children per survivor (default paper: the fewest candidates, within 5 minutes)
           --out DIR                   output folder for the model and report.md (default ./equinas-output)
@@ -26,7 +26,7 @@ internal sealed record RunSettings
 
     public int Population { get; init; } = 2;
 
-    public double EpochsPerGeneration { get; init; } = 0.4;
+    public double EpochsPerGeneration { get; init; } = 0.3;
 
     public double FinalEpochs { get; init; } = 0.8;
 
