@@ -223,7 +223,7 @@ internal static class ComparisonExperiment
                     continue;
                 }
 
-                Record(new Row(networks[i].Method.StartsWith("fixed", StringComparison.Ordinal) ? networks[i].Method + " (as long)" : networks[i].Method, string.Join("-", networks[i].Groups.Select(g => g.Name)), first[i].Network.ParameterCount, Steps(epochs), first[i].Last.Validation!.Value.Accuracy, Test(first[i].Network), firstSeconds, 1));
+                Record(new Row(asLong, string.Join("-", networks[i].Groups.Select(g => g.Name)), first[i].Network.ParameterCount, Steps(epochs), first[i].Last.Validation!.Value.Accuracy, Test(first[i].Network), firstSeconds, 1));
             }
 
             if (searchSteps > Steps(epochs) && fixedCount > 0)
