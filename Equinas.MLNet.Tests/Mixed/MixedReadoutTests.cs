@@ -35,6 +35,72 @@ public class MixedReadoutTests : TorchTestBase
     }
 
     [Fact]
+    public void The_invariance_distribution_of_a_one_hot_z_is_its_chains_intersection_for_every_chain_of_three()
+    {
+        var members = SymmetryGroup.All;
+        foreach (var a in members)
+        {
+            foreach (var b in members)
+            {
+                foreach (var c in members)
+                {
+                    var odds = MixedGroupCnn.InvarianceDistribution(members, [Onehot(a), Onehot(b), Onehot(c)]);
+                    var meet = a.Intersect(b).Intersect(c);
+                    Assert.Equal(1.0, odds[meet]);
+                    Assert.Equal(1.0, odds.Values.Sum());
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void The_invariance_distribution_of_any_z_is_the_chance_of_each_intersection_over_every_drawn_chain()
+    {
+        var members = SymmetryGroup.All;
+        var random = new Random(5);
+        for (int trial = 0; trial < 5; trial++)
+        {
+            var z = Enumerable.Range(0, 3).Select(_ =>
+            {
+                var w = members.Select(_ => random.NextDouble() + 0.01).ToArray();
+                double sum = w.Sum();
+                return w.Select(v => v / sum).ToArray();
+            }).ToArray();
+
+            // Brute force: every one of the 1,000 chains, with its probability.
+            var expected = new Dictionary<SymmetryGroup, double>();
+            for (int i = 0; i < 10; i++)
+            {
+                for (int j = 0; j < 10; j++)
+                {
+                    for (int k = 0; k < 10; k++)
+                    {
+                        var meet = members[i].Intersect(members[j]).Intersect(members[k]);
+                        expected[meet] = expected.GetValueOrDefault(meet) + (z[0][i] * z[1][j] * z[2][k]);
+                    }
+                }
+            }
+
+            var odds = MixedGroupCnn.InvarianceDistribution(members, z);
+            Assert.Equal(1.0, odds.Values.Sum(), 12);
+            Assert.Equal(expected.Keys.OrderBy(g => g.Mask), odds.Keys.OrderBy(g => g.Mask));
+            foreach (var (group, p) in expected)
+            {
+                Assert.Equal(p, odds[group], 12);
+            }
+        }
+
+        // Over a smaller member set the chain starts from the members' top group, not D4.
+        var c4 = new[] { SymmetryGroup.C1, SymmetryGroup.C2, SymmetryGroup.C4 };
+        var none = MixedGroupCnn.InvarianceDistribution(c4, []);
+        Assert.Equal(1.0, none[SymmetryGroup.C4]);
+        var half = MixedGroupCnn.InvarianceDistribution(c4, [[0, 0.5, 0.5], [0, 0.5, 0.5]]);
+        Assert.Equal(0.25, half[SymmetryGroup.C4], 12);
+        Assert.Equal(0.75, half[SymmetryGroup.C2], 12);
+        Assert.Throws<ArgumentException>(() => MixedGroupCnn.InvarianceDistribution(c4, [[1.0]]));
+    }
+
+    [Fact]
     public void Members_of_one_kind_are_summed_together()
     {
         var members = SymmetryGroup.All; // C1, C2, D1V, D1D, D1H, D1A, C4, D2VH, D2DA, D4

@@ -211,6 +211,38 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
         }
     }
 
+    /// <summary>
+    /// When the network is evaluated by its largest-z chain (<see cref="UseArgmaxInEvaluation"/>), makes training-mode
+    /// forwards use that chain too, for a norm re-estimation, and returns the samples to restore afterwards
+    /// (<see cref="RestoreSamples"/>); null (nothing changed) when it is evaluated as a mixture.
+    /// </summary>
+    public int?[]? PinArgmaxSamples()
+    {
+        if (!blocks.Any(b => b.Conv.ArgmaxInEvaluation))
+        {
+            return null;
+        }
+
+        var previous = blocks.Select(b => b.Conv.SampledMember).ToArray();
+        var z = Z();
+        for (int i = 0; i < blocks.Count; i++)
+        {
+            blocks[i].Conv.SampledMember = Array.IndexOf(z[i], z[i].Max());
+        }
+
+        return previous;
+    }
+
+    /// <summary>Puts back the samples <see cref="PinArgmaxSamples"/> replaced.</summary>
+    public void RestoreSamples(int?[] samples)
+    {
+        ArgumentNullException.ThrowIfNull(samples);
+        for (int i = 0; i < blocks.Count; i++)
+        {
+            blocks[i].Conv.SampledMember = samples[i];
+        }
+    }
+
     /// <summary>Makes every layer use its largest-z member alone in evaluation mode (see <see cref="MixedConv2d.ArgmaxInEvaluation"/>).</summary>
     public void UseArgmaxInEvaluation(bool on)
     {
@@ -270,6 +302,39 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
 
             return mass;
         }).ToArray();
+    }
+
+    /// <summary>
+    /// The invariance group of a chain drawn from z: each layer's member drawn independently with probability z, the
+    /// chain is exactly invariant to the intersection of its members (and to nothing more, for generic weights). Returns,
+    /// for every group that can come out, the probability that the intersection is that group; a one-hot z gives its
+    /// chain's intersection with probability 1. This is what z says about the symmetry of the whole network: a
+    /// single layer's z does not, because one small group anywhere breaks the symmetry of every layer.
+    /// </summary>
+    /// <exception cref="ArgumentException">A z vector does not have one weight per member.</exception>
+    public static IReadOnlyDictionary<SymmetryGroup, double> InvarianceDistribution(IReadOnlyList<SymmetryGroup> members, IReadOnlyList<double[]> z)
+    {
+        ArgumentNullException.ThrowIfNull(members);
+        ArgumentNullException.ThrowIfNull(z);
+        // The running intersection takes at most the ten subgroups of D4 as values, so this is exact and cheap.
+        var states = new Dictionary<SymmetryGroup, double> { [MixedLayout.TopOf(members)] = 1.0 };
+        foreach (var layer in z)
+        {
+            CheckLength(members, layer);
+            var next = new Dictionary<SymmetryGroup, double>();
+            foreach (var (group, p) in states)
+            {
+                for (int m = 0; m < members.Count; m++)
+                {
+                    var meet = group.Intersect(members[m]);
+                    next[meet] = next.GetValueOrDefault(meet) + (p * layer[m]);
+                }
+            }
+
+            states = next;
+        }
+
+        return states;
     }
 
     /// <summary>

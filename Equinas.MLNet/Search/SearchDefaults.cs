@@ -23,6 +23,7 @@ internal static class SearchDefaults
     public const double ArchitectureLearningRate = 0.01;
     public const double WarmupEpochs = 0;
     public const bool SampleArchitectures = false;
+    public const double SymmetryPrior = 0;
     public const double ValidationFraction = 0.1;
 
     /// <summary>The children a parent of the evolutionary search yields by default.</summary>

@@ -22,7 +22,7 @@ namespace Equinas.Benchmarks;
 /// </summary>
 internal static class KnownAnswerExperiment
 {
-    private sealed record Outcome(string Group, int Seed, string Method, string Architecture, double MassOutside, double TestAccuracy, double Seconds, double[][]? Z, double[][]? ElementMass);
+    private sealed record Outcome(string Group, int Seed, string Method, string Architecture, double MassOutside, double TestAccuracy, double Seconds, double[][]? Z, double[][]? ElementMass, double InvariantIsA = double.NaN, double InvariantOutsideA = double.NaN);
 
     public static int Run(BenchmarkOptions args)
     {
@@ -44,6 +44,8 @@ internal static class KnownAnswerExperiment
             ArchitectureLearningRate = args.Double("alpha-lr", 0.01),
             Initialization = args.Text("init", "uniform") == "largest" ? AlphaInitialization.PreferLargest : AlphaInitialization.Uniform,
             SampleArchitectures = args.Text("sample", "no") == "yes",
+            SymmetryPrior = args.Double("prior", 0),
+            ScoreFunctionGradients = args.Text("gradient", "straight-through") == "score",
         };
         string parts = args.Text("parts", "search,null,retrain,fixed");
         var extraFixed = args.Text("fixed-groups", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(SymmetryGroup.Parse).ToArray();
@@ -81,8 +83,9 @@ internal static class KnownAnswerExperiment
                     var last = result.Z[^1];
                     double mass = last.Where((_, i) => outside[i]).Sum();
                     string method = shuffled ? "null control (shuffled alpha gradients)" : "EquiNAS_D (mixture)";
-                    runs.Add(new Outcome(a.Name, seed, method, string.Join("-", result.ArgmaxGroups.Select(g => g.Name)), mass, accuracy, watch.Elapsed.TotalSeconds, result.Z.ToArray(), MixedGroupCnn.ElementMass(members, result.Z)));
-                    Console.Error.WriteLine($"  A={a} seed {seed} {method}: mass outside A {mass:F3}, argmax {runs[^1].Architecture}, test {accuracy:P2} ({watch.Elapsed.TotalSeconds:F0} s)");
+                    var (isA, outsideA) = InvarianceOdds(members, result.Z, a);
+                    runs.Add(new Outcome(a.Name, seed, method, string.Join("-", result.ArgmaxGroups.Select(g => g.Name)), mass, accuracy, watch.Elapsed.TotalSeconds, result.Z.ToArray(), MixedGroupCnn.ElementMass(members, result.Z), isA, outsideA));
+                    Console.Error.WriteLine($"  A={a} seed {seed} {method}: mass outside A {mass:F3}, P(invariance = A) {isA:F3}, P(invariance not inside A) {outsideA:F3}, argmax {runs[^1].Architecture}, test {accuracy:P2} ({watch.Elapsed.TotalSeconds:F0} s)");
                     if (!shuffled && seed == 1)
                     {
                         var epochsRecord = HistoryRecords.Epochs(members, result.History);
@@ -95,7 +98,7 @@ internal static class KnownAnswerExperiment
                         var chain = DifferentiableSearch.Chain(result.ArgmaxGroups);
                         var retrained = FixedBaseline.Train(template, chain, train, heldOut, test, warmup + epochs, options.Training, seed + 1);
                         double retrainedMass = chain[^1].IsSubgroupOf(a) ? 0 : 1;
-                        runs.Add(new Outcome(a.Name, seed, "argmax chain retrained", retrained.Architecture, retrainedMass, retrained.TestAccuracy, retrained.Seconds, null, null));
+                        runs.Add(new Outcome(a.Name, seed, "argmax chain retrained", retrained.Architecture, retrainedMass, retrained.TestAccuracy, retrained.Seconds, null, null, chain[^1] == a ? 1 : 0, chain[^1].IsSubgroupOf(a) ? 0 : 1));
                         Console.Error.WriteLine($"  A={a} seed {seed} retrained {retrained.Architecture}: test {retrained.TestAccuracy:P2}");
                     }
                 }
@@ -163,6 +166,16 @@ internal static class KnownAnswerExperiment
         Console.WriteLine($"results written to {output}.md and {output}.json");
         Console.WriteLine(text);
         return 0;
+    }
+
+    /// <summary>
+    /// For a chain drawn from z: the probability that its invariance group (the intersection of its members) is A,
+    /// and that it is not inside A (the network would then be invariant to an element that changes the label).
+    /// </summary>
+    internal static (double IsA, double OutsideA) InvarianceOdds(IReadOnlyList<SymmetryGroup> members, IReadOnlyList<double[]> z, SymmetryGroup a)
+    {
+        var odds = MixedGroupCnn.InvarianceDistribution(members, z);
+        return (odds.GetValueOrDefault(a), odds.Where(s => !s.Key.IsSubgroupOf(a)).Sum(s => s.Value));
     }
 
     private static ImageDataset ToDataset(IReadOnlyList<DigitImage> images, KnownAnswerTask task)

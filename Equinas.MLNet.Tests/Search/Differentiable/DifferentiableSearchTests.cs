@@ -148,6 +148,63 @@ public class DifferentiableSearchTests : TorchTestBase
     }
 
     [Fact]
+    public void The_symmetry_prior_moves_z_towards_larger_groups_in_proportion_to_the_symmetry_each_member_gives_up()
+    {
+        // The same search with and without the prior, from the same seed: the prior must show in every layer.
+        using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
+        using var heldOut = SyntheticData.Motifs(48, 3, 12, seed: 2);
+        using var plain = new DifferentiableSearch(Options() with { Epochs = 2 }).Run(Template, train, heldOut);
+        using var prior = new DifferentiableSearch(Options() with { Epochs = 2, SymmetryPrior = 1.0 }).Run(Template, train, heldOut);
+        var members = SymmetryGroup.All.ToList();
+        double Bits(double[] z) => members.Select((m, i) => z[i] * Math.Log2(8.0 / m.Order)).Sum();
+        for (int layer = 0; layer < prior.Z.Count; layer++)
+        {
+            // Every layer gives up less symmetry than without the prior, and D4 gains on C1.
+            Assert.True(Bits(prior.Z[layer]) < Bits(plain.Z[layer]) - 0.15, $"layer {layer}: {Bits(prior.Z[layer]):F3} bits against {Bits(plain.Z[layer]):F3}");
+            Assert.True(prior.Z[layer][members.IndexOf(SymmetryGroup.D4)] > prior.Z[layer][members.IndexOf(SymmetryGroup.C1)], $"layer {layer}");
+        }
+
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DifferentiableSearch(new DifferentiableOptions { SymmetryPrior = -0.1 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new DifferentiableSearch(new DifferentiableOptions { SymmetryPrior = double.NaN }));
+    }
+
+    [Fact]
+    public void A_sampled_search_keeps_the_norm_statistics_of_its_largest_z_chain()
+    {
+        using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
+        using var heldOut = SyntheticData.Motifs(48, 3, 12, seed: 2);
+        var options = Options() with { Epochs = 1, SampleArchitectures = true };
+        using var result = new DifferentiableSearch(options).Run(Template, train, heldOut);
+        var mixed = Assert.IsType<MixedGroupCnn>(result.Network);
+        using var scope = NewDisposeScope();
+        var x = heldOut.Images.narrow(0, 0, 16);
+        mixed.eval();
+        using var before = mixed.call(x).detach().clone();
+        // Re-estimating on the kept (frozen, one-hot) chain must find the statistics it already has: the search's last
+        // re-estimation ran on that chain, not on the chain drawn at the last step.
+        NormCalibration.Recalibrate(mixed, train, options.Training.NormCalibrationImages, options.Training.EvaluationBatchSize);
+        using var after = mixed.call(x);
+        Assert.True(after.allclose(before, rtol: 1e-4, atol: 1e-5), $"largest change {(after - before).abs().max().item<float>()}");
+    }
+
+    [Fact]
+    public void Score_function_gradients_move_z_by_the_drawn_chains_losses_and_need_sampling()
+    {
+        using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
+        using var heldOut = SyntheticData.Motifs(48, 3, 12, seed: 2);
+        var options = Options() with { Epochs = 1, SampleArchitectures = true, ScoreFunctionGradients = true };
+        using var first = new DifferentiableSearch(options).Run(Template, train, heldOut);
+        using var again = new DifferentiableSearch(options).Run(Template, train, heldOut);
+        using var straight = new DifferentiableSearch(options with { ScoreFunctionGradients = false }).Run(Template, train, heldOut);
+        var z = first.Z.SelectMany(v => v).ToArray();
+        Assert.Contains(z, v => Math.Abs(v - 0.1) > 1e-3);
+        Assert.Equal(z, again.Z.SelectMany(v => v));
+        Assert.True(z.Zip(straight.Z.SelectMany(v => v)).Max(p => Math.Abs(p.First - p.Second)) > 1e-3);
+        var refused = Assert.Throws<ArgumentException>(() => new DifferentiableSearch(new DifferentiableOptions { ScoreFunctionGradients = true }));
+        Assert.Contains(nameof(DifferentiableOptions.SampleArchitectures), refused.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Cancellation_stops_the_search()
     {
         using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);

@@ -72,6 +72,24 @@ internal sealed record DifferentiableOptions
     /// </summary>
     public bool SampleArchitectures { get; init; } = SearchDefaults.SampleArchitectures;
 
+    /// <summary>
+    /// Weight of a prior towards symmetry in the architecture loss: every architecture step adds
+    /// <c>SymmetryPrior * sum over layers of sum over members H of z_H * log2(|T| / |H|)</c> (T the top group), the
+    /// expected bits of symmetry each layer gives up. The labels' loss then has to pay for every symmetry broken, so a
+    /// search keeps the most symmetry the data allow instead of drifting to the members with the most free weights.
+    /// 0 (no prior) is the paper's search.
+    /// </summary>
+    public double SymmetryPrior { get; init; } = SearchDefaults.SymmetryPrior;
+
+    /// <summary>
+    /// With <see cref="SampleArchitectures"/>: move alpha by the score-function (REINFORCE) gradient of the sampled
+    /// chain's held-out loss, <c>(loss - baseline) * d log p(chain) / d alpha</c> with a moving-average baseline, instead
+    /// of the straight-through gradient. The straight-through gradient of a member that was not drawn is the first-order
+    /// effect of adding a little of its filter, which says little about how the chain made of it would do; the score
+    /// function compares the drawn chains themselves, at the price of more variance.
+    /// </summary>
+    public bool ScoreFunctionGradients { get; init; }
+
     /// <summary>The member set in use.</summary>
     public IReadOnlyList<SymmetryGroup> MemberGroups => Members ?? TopGroup.Subgroups();
 
@@ -102,6 +120,16 @@ internal sealed record DifferentiableOptions
         if (!(RetrainEpochs >= 0) || double.IsInfinity(RetrainEpochs))
         {
             throw new ArgumentOutOfRangeException(nameof(RetrainEpochs), RetrainEpochs, "Must be zero or positive.");
+        }
+
+        if (ScoreFunctionGradients && !SampleArchitectures)
+        {
+            throw new ArgumentException($"{nameof(ScoreFunctionGradients)} needs {nameof(SampleArchitectures)}: the score function is the gradient of a drawn chain's probability.", nameof(ScoreFunctionGradients));
+        }
+
+        if (!(SymmetryPrior >= 0) || double.IsInfinity(SymmetryPrior))
+        {
+            throw new ArgumentOutOfRangeException(nameof(SymmetryPrior), SymmetryPrior, "Must be zero or positive.");
         }
 
         if (!(Temperature > 0) || double.IsInfinity(Temperature))

@@ -219,6 +219,11 @@ internal sealed class DifferentiableSearch
         private readonly int _seed;
         private readonly bool _shuffle;
         private readonly bool _sample;
+        private readonly double _prior;
+        private readonly MixedConv2d[] _convs;
+        private readonly float[][] _bits;
+        private readonly bool _scoreFunction;
+        private double _baseline = double.NaN;
 
         public AlphaStep(MixedGroupCnn network, DifferentiableOptions options, ImageDataset train, ImageDataset heldOut)
         {
@@ -229,6 +234,10 @@ internal sealed class DifferentiableSearch
             _seed = options.Seed;
             _shuffle = options.ShuffleArchitectureGradients;
             _sample = options.SampleArchitectures;
+            _prior = options.SymmetryPrior;
+            _scoreFunction = options.ScoreFunctionGradients;
+            _convs = network.Blocks.Select(b => b.Conv).ToArray();
+            _bits = _convs.Select(c => c.Members.Select(m => (float)Math.Log2((double)c.Top.Order / m.Order)).ToArray()).ToArray();
         }
 
         public void BeforeWeightStep(EquivariantNetwork network)
@@ -251,7 +260,39 @@ internal sealed class DifferentiableSearch
             var shuffle = _shuffle ? StepRandom(7_000_001, 0) : null;
             var (images, labels) = _data.Batch(_batches.Next(), network.Device);
             _optimizer.zero_grad();
-            nn.functional.cross_entropy(network.call(images), labels).backward();
+            Tensor loss;
+            if (_scoreFunction)
+            {
+                double chainLoss;
+                using (torch.no_grad())
+                {
+                    chainLoss = nn.functional.cross_entropy(network.call(images), labels).item<float>();
+                }
+
+                double advantage = double.IsNaN(_baseline) ? 0 : chainLoss - _baseline;
+                _baseline = double.IsNaN(_baseline) ? chainLoss : (0.9 * _baseline) + (0.1 * chainLoss);
+                loss = torch.zeros(1, device: network.Device).sum();
+                foreach (var conv in _convs)
+                {
+                    // d log z_picked / d alpha: a chain that did worse than usual loses probability, a better one gains.
+                    var logZ = nn.functional.log_softmax(conv.Alpha / conv.Temperature, 0);
+                    loss = loss + (advantage * logZ[conv.SampledMember!.Value]);
+                }
+            }
+            else
+            {
+                loss = nn.functional.cross_entropy(network.call(images), labels);
+            }
+
+            if (_prior > 0)
+            {
+                for (int i = 0; i < _convs.Length; i++)
+                {
+                    loss = loss + (_prior * (_convs[i].Z() * torch.tensor(_bits[i], device: loss.device)).sum());
+                }
+            }
+
+            loss.backward();
             if (shuffle is not null)
             {
                 using var noGrad = torch.no_grad();
@@ -268,12 +309,21 @@ internal sealed class DifferentiableSearch
         }
 
         /// <summary>The batches drawn (the order is replayed from the seed) and the logits' optimiser.</summary>
-        public byte[] SaveState() => [.. BitConverter.GetBytes(_batches.BatchesDrawn), .. TrainingState.SaveOptimizer(_optimizer)];
+        public byte[] SaveState() => _scoreFunction
+            ? [.. BitConverter.GetBytes(_batches.BatchesDrawn), .. BitConverter.GetBytes(_baseline), .. TrainingState.SaveOptimizer(_optimizer)]
+            : [.. BitConverter.GetBytes(_batches.BatchesDrawn), .. TrainingState.SaveOptimizer(_optimizer)];
 
         public void LoadState(byte[] state)
         {
             _batches.Skip(BitConverter.ToInt64(state, 0) - _batches.BatchesDrawn);
-            TrainingState.LoadOptimizer(_optimizer, state[sizeof(long)..]);
+            int offset = sizeof(long);
+            if (_scoreFunction)
+            {
+                _baseline = BitConverter.ToDouble(state, offset);
+                offset += sizeof(double);
+            }
+
+            TrainingState.LoadOptimizer(_optimizer, state[offset..]);
         }
 
         public void Dispose() => _optimizer.Dispose();

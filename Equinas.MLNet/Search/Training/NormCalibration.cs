@@ -39,6 +39,9 @@ internal static class NormCalibration
         var momenta = norms.Select(n => n.momentum).ToArray();
         var mixedMomenta = mixedNorms.Select(n => n.Momentum).ToArray();
         bool wasTraining = network.training;
+        // A mixed network evaluated by its largest-z chain (a search of sampled architectures) must have the
+        // statistics of that chain, not of whichever chain was drawn last.
+        var pinned = (network as MixedGroupCnn)?.PinArgmaxSamples();
         try
         {
             foreach (var norm in norms)
@@ -75,6 +78,11 @@ internal static class NormCalibration
             for (int i = 0; i < mixedNorms.Length; i++)
             {
                 mixedNorms[i].Momentum = mixedMomenta[i];
+            }
+
+            if (pinned is not null)
+            {
+                ((MixedGroupCnn)network).RestoreSamples(pinned);
             }
 
             if (!wasTraining)
