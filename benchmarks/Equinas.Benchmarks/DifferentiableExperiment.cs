@@ -4,7 +4,9 @@ using System.Text;
 using System.Text.Json;
 using Equinas.Benchmarks.Data;
 using Equinas.MLNet.Groups;
+using Equinas.MLNet.Mixed;
 using Equinas.MLNet.Nn.Networks;
+using Equinas.MLNet.Search;
 using Equinas.MLNet.Search.Differentiable;
 using Equinas.MLNet.Search.Training;
 using Equinas.Reports;
@@ -13,9 +15,10 @@ using TorchSharp;
 namespace Equinas.Benchmarks;
 
 /// <summary>
-/// EquiNAS_D on real digits. Part 1: digits moved by a random element of G, for G in {C1, C2, C4, D1V, D2VH, D4}:
-/// where does z put its weight, per layer? Part 2: rotated digits, EquiNAS_D against fixed all-D4 and all-C1 networks
-/// trained for the same epochs, several seeds. Writes Markdown, JSON and SVG plots of z and of its mass per group element (Equinas.Reports).
+/// EquiNAS_D on real digits, every option at the trainer's default. Part 1: digits moved by a random element of G, for
+/// G in {C1, C2, C4, D1V, D2VH, D4}: where does z put its weight, and does a chain drawn from it keep G? Next to the null
+/// control. Part 2 (optional, <c>--parts rotated</c>): rotated digits, EquiNAS_D against fixed all-D4 and all-C1
+/// networks trained for the same epochs, several seeds (the comparison experiment has the full set of controls). Writes Markdown, JSON and SVG plots of z and of its mass per group element (Equinas.Reports).
 /// </summary>
 internal static class DifferentiableExperiment
 {
@@ -26,23 +29,30 @@ internal static class DifferentiableExperiment
     {
         int threads = args.Threads;
         int seeds = args.Int("seeds", 3);
-        double epochs = args.Double("epochs", 3);
+        var digits = ShippedDigits.Load();
+        var training = new TrainingOptions { LearningRate = args.Double("lr", SearchDefaults.LearningRate), BatchSize = args.Int("batch", SearchDefaults.BatchSize) };
+        // Every option at the trainer's default unless set: the epochs that give the default step count on these digits.
+        double defaultEpochs = SearchDefaults.EpochsFor(digits.Count(DigitSplit.Train), training.BatchSize);
+        double epochs = args.Double("epochs", defaultEpochs);
         var options = new DifferentiableOptions
         {
             Epochs = epochs,
-            Training = new TrainingOptions { LearningRate = args.Double("lr", 1e-3), BatchSize = args.Int("batch", 64) },
-            ArchitectureLearningRate = args.Double("alpha-lr", 0.01),
+            Training = training,
+            ArchitectureLearningRate = args.Double("alpha-lr", SearchDefaults.ArchitectureLearningRate),
         };
         string output = args.Text("out", Path.Combine("docs", "results", "differentiable-digits"));
-        string parts = args.Text("parts", "augmented,rotated");
+        string parts = args.Text("parts", "augmented,null");
+        var augmentations = args.Text("groups", string.Join(",", AugmentationGroups.Select(g => g.Name))).Split(',', StringSplitOptions.RemoveEmptyEntries).Select(SymmetryGroup.Parse).ToArray();
         args.RejectUnknown();
         torch.set_num_threads(threads);
 
-        var digits = ShippedDigits.Load();
-        var template = NetworkPresets.Small();
+        // The trainer's default network for 10 classes on 28x28 digits (as the comparison experiment builds it).
+        var template = NetworkSpec.FromChannels(
+            1, NetworkPresets.Uniform(SymmetryGroup.C1, 5), SearchDefaults.ChannelsFor(10), SearchDefaults.KernelSize,
+            SearchDefaults.Pooling(5, digits.Height), 10, SearchDefaults.HeadHidden);
         string machine = Measure.MachineLine(threads);
         var members = options.MemberGroups;
-        Console.WriteLine($"differentiable: EquiNAS_D on the shipped digits; small network {template.Describe()} with every layer mixed over {string.Join(", ", members.Select(m => m.Name))}; {epochs} epochs; Adam lr {options.Training.LearningRate} (weights) / {options.ArchitectureLearningRate} (alphas); alpha batches from the held-out validation split");
+        Console.WriteLine($"differentiable: EquiNAS_D on the shipped digits; network {template.Describe()} with every layer mixed over {string.Join(", ", members.Select(m => m.Name))}; {epochs} epochs; Adam lr {options.Training.LearningRate} (weights) / {options.ArchitectureLearningRate} (alphas); alpha batches from the held-out validation split");
         Console.WriteLine(machine);
         var markdown = new StringBuilder();
         var json = new Dictionary<string, object>
@@ -60,35 +70,62 @@ internal static class DifferentiableExperiment
         markdown.AppendLine();
         markdown.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command.Trim()}`");
         markdown.AppendLine();
-        markdown.AppendLine(CultureInfo.InvariantCulture, $"Network: the small preset {template.Describe()}, every layer a [G]-mixed layer over {string.Join(", ", members.Select(m => m.Name))} (one summed filter and one convolution per layer). {epochs} epochs; Adam, learning rate {options.Training.LearningRate} for the weights and {options.ArchitectureLearningRate} for the architecture logits, batch {options.Training.BatchSize}; each step updates the weights on a training batch, then the logits on a batch of the held-out validation split. Data: the shipped MNIST digits (train 6,004, validation 2,000, test 1,996).");
+        markdown.AppendLine(CultureInfo.InvariantCulture, $"Network: the trainer's default for 10 classes, {template.Describe()}, every layer a [G]-mixed layer over {string.Join(", ", members.Select(m => m.Name))} (one layout over D4, fixed-norm member kernels, one shared norm, a head that pools each D4 field). {epochs} epochs ({SearchDefaults.StepsPerEpoch(digits.Count(DigitSplit.Train), training.BatchSize) * epochs:F0} steps{(epochs == defaultEpochs ? ", the default" : "")}); Adam, learning rate {options.Training.LearningRate} for the weights and {options.ArchitectureLearningRate} for the architecture logits, batch {options.Training.BatchSize}; each step updates the weights on a training batch, then the logits on a batch of the held-out validation split. Data: the shipped MNIST digits (train {digits.Count(DigitSplit.Train):N0}, validation {digits.Count(DigitSplit.Validation):N0}, test {digits.Count(DigitSplit.Test):N0}).");
         markdown.AppendLine();
 
         if (parts.Contains("augmented", StringComparison.Ordinal))
         {
-            var zTables = new List<(SymmetryGroup Group, double[][] Z, double TestAccuracy, string Argmax)>();
-            foreach (var g in AugmentationGroups)
+            var rows = new List<(SymmetryGroup Group, string Method, double[][] Z, double TestAccuracy, string Argmax, double Keeps, IReadOnlyDictionary<SymmetryGroup, double> Invariance, double Seconds)>();
+            foreach (var g in augmentations)
             {
                 using var train = digits.Augmented(DigitSplit.Train, g, seed: 201);
                 using var validation = digits.Augmented(DigitSplit.Validation, g, seed: 202);
                 using var test = digits.Augmented(DigitSplit.Test, g, seed: 203);
-                var search = new DifferentiableSearch(options with { Seed = 1 });
-                search.EpochCompleted += (_, e) => Console.Error.WriteLine($"  augmented by {g}: epoch {e.Epoch:0.##} val acc {e.Validation.Accuracy:P1}, argmax {string.Join("-", e.Z.Select(z => members[Array.IndexOf(z, z.Max())].Name))}");
-                var watch = Stopwatch.StartNew();
-                using var result = search.Run(template, train, validation);
-                var accuracy = NetworkTrainer.Evaluate(result.Network, test, 256, CancellationToken.None).Accuracy;
-                zTables.Add((g, result.Z.ToArray(), accuracy, string.Join("-", result.ArgmaxGroups.Select(a => a.Name))));
-                Console.Error.WriteLine($"  augmented by {g}: test acc {accuracy:P2}, argmax {zTables[^1].Argmax} ({watch.Elapsed.TotalSeconds:F0} s)");
-                // The initialisation is uniform, so every panel starts at z = 1/members at epoch 0.
-                var epochsRecord = HistoryRecords.Epochs(members, result.History.Where(h => h.Phase == DifferentiablePhase.Search));
-                SearchPlots.ZPerLayer(epochsRecord, sumConjugates: false, uniformStart: true, title: $"z per layer over training, digits augmented by {g.Name}").SaveSvg($"{output}-z-{g.Name}.svg");
-                SearchPlots.ElementMassPerLayer(epochsRecord, $"Mass of z per element of D4 over training, digits augmented by {g.Name}").SaveSvg($"{output}-mass-{g.Name}.svg");
+                foreach (bool shuffled in new[] { false, true })
+                {
+                    if (shuffled && !parts.Contains("null", StringComparison.Ordinal))
+                    {
+                        continue;
+                    }
+
+                    string method = shuffled ? "null control" : "EquiNAS_D";
+                    var search = new DifferentiableSearch(options with { Seed = 1, ShuffleArchitectureGradients = shuffled });
+                    var watch = Stopwatch.StartNew();
+                    using var result = search.Run(template, train, validation);
+                    var accuracy = NetworkTrainer.Evaluate(result.Network, test, 256, CancellationToken.None).Accuracy;
+                    var invariance = MixedGroupCnn.InvarianceDistribution(members, result.Z);
+                    // The chance that a chain drawn from z keeps the whole symmetry the data were given.
+                    double keeps = invariance.Where(p => g.IsSubgroupOf(p.Key)).Sum(p => p.Value);
+                    rows.Add((g, method, result.Z.ToArray(), accuracy, string.Join("-", result.ArgmaxGroups.Select(a => a.Name)), keeps, invariance, watch.Elapsed.TotalSeconds));
+                    Console.Error.WriteLine($"  augmented by {g}, {method}: test acc {accuracy:P2}, argmax {rows[^1].Argmax}, P(drawn chain invariant to {g}) {keeps:F3} ({watch.Elapsed.TotalSeconds:F0} s)");
+                    if (!shuffled)
+                    {
+                        var epochsRecord = HistoryRecords.Epochs(members, result.History.Where(h => h.Phase == DifferentiablePhase.Search));
+                        SearchPlots.ZPerLayer(epochsRecord, sumConjugates: false, uniformStart: true, title: $"z per layer over training, digits augmented by {g.Name}").SaveSvg($"{output}-z-{g.Name}.svg");
+                        SearchPlots.ElementMassPerLayer(epochsRecord, $"Mass of z per element of D4 over training, digits augmented by {g.Name}").SaveSvg($"{output}-mass-{g.Name}.svg");
+                    }
+                }
             }
 
             markdown.AppendLine("## 1. Digits moved by a random element of G: where z puts its weight");
             markdown.AppendLine();
-            markdown.AppendLine("Every training, validation and test digit is moved by an element of G drawn uniformly. z after the last epoch, per layer (rows) and member group (columns); the largest entry per layer in bold. Plots of z over training (`-z-`) and of the mass of z on each element of D4 (`-mass-`): the SVG files next to this one.");
+            markdown.AppendLine("Every training, validation and test digit is moved by an element of G drawn uniformly (seed 1 of the search). The null control is the same search with each layer's alpha gradient permuted across members every step: what z does without the members' identity.");
             markdown.AppendLine();
-            foreach (var (g, z, accuracy, argmax) in zTables)
+            markdown.AppendLine("Summary: `keeps G` is the probability that a chain drawn from the final z (each layer's member drawn with probability z) is invariant to all of G, i.e. keeps the symmetry the data were given; the most likely invariance groups of such a chain follow. Uniform z gives `keeps G` of 1 for C1, (5/10)^5 = 0.031 for C2, (2/10)^5 = 0.0003 for C4, (3/10)^5 = 0.002 for D1V, 0.1^5 for D2VH and D4.");
+            markdown.AppendLine();
+            markdown.AppendLine("| G | method | test acc | argmax per layer | keeps G | most likely invariance groups | last layer m(r), m(r2), m(f) |");
+            markdown.AppendLine("| --- | --- | ---: | --- | ---: | --- | --- |");
+            foreach (var r in rows)
+            {
+                var likely = string.Join(", ", r.Invariance.OrderByDescending(p => p.Value).Take(3).Select(p => string.Create(CultureInfo.InvariantCulture, $"{p.Key.Name} {p.Value:F3}")));
+                var mass = MixedGroupCnn.ElementMass(members, r.Z)[^1];
+                markdown.AppendLine(CultureInfo.InvariantCulture, $"| {r.Group.Name} | {r.Method} | {r.TestAccuracy:P2} | {r.Argmax} | {r.Keeps:F3} | {likely} | {mass[1]:F3}, {mass[2]:F3}, {mass[4]:F3} |");
+            }
+
+            markdown.AppendLine();
+            markdown.AppendLine("z after the last epoch, per layer (rows) and member group (columns), for the search; the largest entry per layer in bold. Plots of z over training (`-z-`) and of the mass of z on each element of D4 (`-mass-`): the SVG files next to this one.");
+            markdown.AppendLine();
+            foreach (var (g, _, z, accuracy, argmax, _, _, _) in rows.Where(r => r.Method == "EquiNAS_D"))
             {
                 markdown.AppendLine(CultureInfo.InvariantCulture, $"**Augmented by {g.Name}** (test accuracy {accuracy:P2}; argmax {argmax}; plots `{Path.GetFileName(output)}-z-{g.Name}.svg`, `{Path.GetFileName(output)}-mass-{g.Name}.svg`)");
                 markdown.AppendLine();
@@ -104,7 +141,7 @@ internal static class DifferentiableExperiment
                 markdown.AppendLine();
             }
 
-            json["augmented"] = zTables.Select(t => new { group = t.Group.Name, z = t.Z, test_accuracy = t.TestAccuracy, argmax = t.Argmax }).ToArray();
+            json["augmented"] = rows.Select(t => new { group = t.Group.Name, method = t.Method, z = t.Z, test_accuracy = t.TestAccuracy, argmax = t.Argmax, keeps_group = t.Keeps, invariance = t.Invariance.ToDictionary(p => p.Key.Name, p => p.Value), seconds = t.Seconds }).ToArray();
         }
 
         if (parts.Contains("rotated", StringComparison.Ordinal))

@@ -30,4 +30,21 @@ internal sealed record FixedBaseline(string Architecture, long Parameters, doubl
         var accuracy = NetworkTrainer.Evaluate(net, test, training.EvaluationBatchSize, CancellationToken.None).Accuracy;
         return new FixedBaseline(string.Join("-", net.Spec.Groups.Select(g => g.Name)), net.ParameterCount, history[^1].Validation!.Value.Accuracy, accuracy, watch.Elapsed.TotalSeconds);
     }
+
+    /// <summary>
+    /// Trains any chain of groups, nested or not (e.g. C1-C1-C1-C1-D4), as a mixed network with z frozen one-hot on
+    /// each layer's group: exactly the network of that chain, equivariant to the intersection of its groups.
+    /// </summary>
+    public static FixedBaseline TrainChain(
+        NetworkSpec template, IReadOnlyList<SymmetryGroup> chain, ImageDataset train, ImageDataset validation, ImageDataset test,
+        double epochs, TrainingOptions training, int seed)
+    {
+        var watch = Stopwatch.StartNew();
+        var members = SymmetryGroup.All;
+        using var net = SeededInit.Create(seed, () => new Equinas.MLNet.Mixed.MixedGroupCnn(new Equinas.MLNet.Mixed.MixedNetworkSpec(template, members)));
+        net.FreezeZ(chain.Select(g => members.Select(m => m == g ? 1.0 : 0.0).ToArray()).ToArray());
+        var history = new NetworkTrainer(training).Fit(net, train, validation, epochs, seed, CancellationToken.None);
+        var accuracy = NetworkTrainer.Evaluate(net, test, training.EvaluationBatchSize, CancellationToken.None).Accuracy;
+        return new FixedBaseline(string.Join("-", chain.Select(g => g.Name)), net.WeightParameters().Sum(p => p.numel()), history[^1].Validation!.Value.Accuracy, accuracy, watch.Elapsed.TotalSeconds);
+    }
 }

@@ -49,6 +49,9 @@ internal static class KnownAnswerExperiment
         };
         string parts = args.Text("parts", "search,null,retrain,fixed");
         var extraFixed = args.Text("fixed-groups", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(SymmetryGroup.Parse).ToArray();
+        // Chains of groups trained as one-hot mixed networks (nested or not), e.g. C1-C1-C1-C1-D4: what a network
+        // whose last layer is not inside A can do on the task.
+        var chains = args.Text("chains", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(c => c.Split('-').Select(SymmetryGroup.Parse).ToArray()).ToArray();
         string output = args.Text("out", Path.Combine("docs", "results", "known-answer"));
         args.RejectUnknown();
         torch.set_num_threads(threads);
@@ -101,6 +104,14 @@ internal static class KnownAnswerExperiment
                         runs.Add(new Outcome(a.Name, seed, "argmax chain retrained", retrained.Architecture, retrainedMass, retrained.TestAccuracy, retrained.Seconds, null, null, chain[^1] == a ? 1 : 0, chain[^1].IsSubgroupOf(a) ? 0 : 1));
                         Console.Error.WriteLine($"  A={a} seed {seed} retrained {retrained.Architecture}: test {retrained.TestAccuracy:P2}");
                     }
+                }
+
+                foreach (var chain in chains)
+                {
+                    var trained = FixedBaseline.TrainChain(template, chain, train, heldOut, test, warmup + epochs, options.Training, seed);
+                    var meet = SymmetryGroup.IntersectAll(chain);
+                    runs.Add(new Outcome(a.Name, seed, $"one-hot chain {trained.Architecture}", trained.Architecture, chain[^1].IsSubgroupOf(a) ? 0 : 1, trained.TestAccuracy, trained.Seconds, null, null, meet == a ? 1 : 0, meet.IsSubgroupOf(a) ? 0 : 1));
+                    Console.Error.WriteLine($"  A={a} seed {seed} one-hot chain {trained.Architecture} (invariant to {meet}): test {trained.TestAccuracy:P2}");
                 }
 
                 if (parts.Contains("fixed", StringComparison.Ordinal))

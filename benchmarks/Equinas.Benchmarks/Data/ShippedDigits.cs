@@ -29,6 +29,9 @@ internal sealed class ShippedDigits
 
     public int Width => Equinas.Data.ShippedDigits.Size;
 
+    /// <summary>The number of digits in a split.</summary>
+    public int Count(DigitSplit split) => _digits.Plain((Equinas.Data.DigitSplit)split).Count;
+
     public static ShippedDigits Load() => new(Equinas.Data.ShippedDigits.Load());
 
     /// <summary>The split as it is.</summary>
