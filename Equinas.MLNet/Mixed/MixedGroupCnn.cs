@@ -212,28 +212,23 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
     }
 
     /// <summary>
-    /// When the network is evaluated by its largest-z chain (<see cref="UseArgmaxInEvaluation"/>), makes training-mode
-    /// forwards use that chain too, for a norm re-estimation, and returns the samples to restore afterwards
-    /// (<see cref="RestoreSamples"/>); null (nothing changed) when it is evaluated as a mixture.
+    /// Makes training-mode forwards compute what evaluation mode computes, for a norm re-estimation: the largest-z chain
+    /// when the network is evaluated by it (<see cref="UseArgmaxInEvaluation"/>), the mixture otherwise (any drawn
+    /// chain cleared). Returns the samples to put back afterwards (<see cref="RestoreSamples"/>).
     /// </summary>
-    public int?[]? PinArgmaxSamples()
+    public int?[] PinEvaluationSamples()
     {
-        if (!blocks.Any(b => b.Conv.ArgmaxInEvaluation))
-        {
-            return null;
-        }
-
         var previous = blocks.Select(b => b.Conv.SampledMember).ToArray();
         var z = Z();
         for (int i = 0; i < blocks.Count; i++)
         {
-            blocks[i].Conv.SampledMember = Array.IndexOf(z[i], z[i].Max());
+            blocks[i].Conv.SampledMember = blocks[i].Conv.ArgmaxInEvaluation ? Array.IndexOf(z[i], z[i].Max()) : null;
         }
 
         return previous;
     }
 
-    /// <summary>Puts back the samples <see cref="PinArgmaxSamples"/> replaced.</summary>
+    /// <summary>Puts back the samples <see cref="PinEvaluationSamples"/> replaced.</summary>
     public void RestoreSamples(int?[] samples)
     {
         ArgumentNullException.ThrowIfNull(samples);

@@ -188,6 +188,23 @@ public class DifferentiableSearchTests : TorchTestBase
     }
 
     [Fact]
+    public void A_sampled_search_warms_up_on_drawn_chains_with_z_left_alone()
+    {
+        using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
+        using var heldOut = SyntheticData.Motifs(48, 3, 12, seed: 2);
+        var options = Options() with { Epochs = 0.5, WarmupEpochs = 1, SampleArchitectures = true };
+        using var sampled = new DifferentiableSearch(options).Run(Template, train, heldOut);
+        using var again = new DifferentiableSearch(options).Run(Template, train, heldOut);
+        using var mixed = new DifferentiableSearch(options with { SampleArchitectures = false }).Run(Template, train, heldOut);
+        var warmup = sampled.History.Single(e => e.Phase == DifferentiablePhase.Warmup);
+        Assert.All(warmup.Z, z => Assert.All(z, v => Assert.Equal(0.1, v, 6)));
+        // Reproducible, and not the mixture's warm-up: each weight step trained one drawn chain.
+        Assert.Equal(warmup.Train.Loss, again.History.Single(e => e.Phase == DifferentiablePhase.Warmup).Train.Loss);
+        Assert.NotEqual(warmup.Train.Loss, mixed.History.Single(e => e.Phase == DifferentiablePhase.Warmup).Train.Loss);
+        Assert.All(((MixedGroupCnn)sampled.Network).Blocks, b => Assert.Null(b.Conv.SampledMember));
+    }
+
+    [Fact]
     public void Score_function_gradients_move_z_by_the_drawn_chains_losses_and_need_sampling()
     {
         using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);

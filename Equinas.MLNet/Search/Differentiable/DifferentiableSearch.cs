@@ -149,7 +149,11 @@ internal sealed class DifferentiableSearch
             {
                 var warmup = new NetworkTrainer(Options.Training);
                 warmup.EpochCompleted += (_, e) => Record(history, new DifferentiableEpoch(e.Epoch, DifferentiablePhase.Warmup, network.Z(), e.Train, e.Validation!.Value, watch.Elapsed, network.ParameterCount));
-                warmup.Fit(network, train, heldOut, Options.WarmupEpochs, unchecked(Options.Seed + 2), cancellationToken);
+                // A search of sampled chains warms up on chains drawn from the initial z (uniform by default), so that
+                // every member's weights have been trained as part of a chain before the chains are compared.
+                using var draws = Options.SampleArchitectures ? new WarmupDraws(Options.Seed) : null;
+                warmup.Fit(network, train, heldOut, Options.WarmupEpochs, unchecked(Options.Seed + 2), cancellationToken, draws);
+                network.Sample(null);
             }
 
             network.UseArgmaxInEvaluation(Options.SampleArchitectures);
@@ -207,6 +211,23 @@ internal sealed class DifferentiableSearch
     {
         history.Add(epoch);
         EpochCompleted?.Invoke(this, epoch);
+    }
+
+    /// <summary>Warm-up of a sampled search: draws a chain from z before every weight step and leaves z alone.</summary>
+    private sealed class WarmupDraws(int seed) : IArchitectureStep, IDisposable
+    {
+        private long _steps;
+
+        public void BeforeWeightStep(EquivariantNetwork network) =>
+            ((MixedGroupCnn)network).Sample(new Random(unchecked((int)(((seed * 1_000_003L) + 5_000_011 + _steps++) % int.MaxValue))));
+
+        public void Step(EquivariantNetwork network)
+        {
+        }
+
+        public void Dispose()
+        {
+        }
     }
 
     /// <summary>The architecture step: one Adam update of the logits on a held-out (or second training) batch.</summary>

@@ -39,9 +39,9 @@ internal static class NormCalibration
         var momenta = norms.Select(n => n.momentum).ToArray();
         var mixedMomenta = mixedNorms.Select(n => n.Momentum).ToArray();
         bool wasTraining = network.training;
-        // A mixed network evaluated by its largest-z chain (a search of sampled architectures) must have the
-        // statistics of that chain, not of whichever chain was drawn last.
-        var pinned = (network as MixedGroupCnn)?.PinArgmaxSamples();
+        // A mixed network must have the statistics of what it evaluates (its largest-z chain in a search of sampled
+        // architectures, else the mixture), not of whichever chain was drawn last.
+        var pinned = (network as MixedGroupCnn)?.PinEvaluationSamples();
         try
         {
             foreach (var norm in norms)
