@@ -219,10 +219,11 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
     public int?[] PinEvaluationSamples()
     {
         var previous = blocks.Select(b => b.Conv.SampledMember).ToArray();
-        var z = Z();
+        // z is read (a device read-back) only when some layer is evaluated by its largest-z member.
+        var z = blocks.Any(b => b.Conv.ArgmaxInEvaluation) ? Z() : null;
         for (int i = 0; i < blocks.Count; i++)
         {
-            blocks[i].Conv.SampledMember = blocks[i].Conv.ArgmaxInEvaluation ? Array.IndexOf(z[i], z[i].Max()) : null;
+            blocks[i].Conv.SampledMember = blocks[i].Conv.ArgmaxInEvaluation ? Array.IndexOf(z![i], z[i].Max()) : null;
         }
 
         return previous;
