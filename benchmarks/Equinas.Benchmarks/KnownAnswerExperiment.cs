@@ -53,6 +53,9 @@ internal static class KnownAnswerExperiment
         // whose last layer is not inside A can do on the task.
         var chains = args.Text("chains", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(c => c.Split('-').Select(SymmetryGroup.Parse).ToArray()).ToArray();
         string output = args.Text("out", Path.Combine("docs", "results", "known-answer"));
+        // Rebuild the page from the JSON of earlier runs (for example two halves of the groups run side by side), with
+        // the same settings as those runs: nothing is trained.
+        var render = args.Text("render", "").Split(',', StringSplitOptions.RemoveEmptyEntries);
         args.RejectUnknown();
         torch.set_num_threads(threads);
         string machine = Measure.MachineLine(threads);
@@ -62,7 +65,28 @@ internal static class KnownAnswerExperiment
         Console.WriteLine(machine);
 
         var runs = new List<Outcome>();
-        foreach (var a in groups)
+        if (render.Length > 0)
+        {
+            var commands = new List<string>();
+            foreach (var file in render)
+            {
+                using var doc = JsonDocument.Parse(File.ReadAllText(file));
+                commands.Add(doc.RootElement.GetProperty("command").GetString()!);
+                machine = doc.RootElement.GetProperty("machine").GetString()!;
+                foreach (var r in doc.RootElement.GetProperty("runs").EnumerateArray())
+                {
+                    double[][]? z = r.TryGetProperty("z", out var zs) && zs.ValueKind == JsonValueKind.Array
+                        ? zs.EnumerateArray().Select(l => l.EnumerateArray().Select(v => v.GetDouble()).ToArray()).ToArray()
+                        : null;
+                    runs.Add(new Outcome(r.GetProperty("group").GetString()!, r.GetProperty("seed").GetInt32(), r.GetProperty("method").GetString()!, r.GetProperty("architecture").GetString()!, r.GetProperty("mass_outside").GetDouble(), r.GetProperty("test_accuracy").GetDouble(), r.GetProperty("seconds").GetDouble(), z, z is null ? null : MixedGroupCnn.ElementMass(members, z)));
+                }
+            }
+
+            command = string.Join("` and `", commands);
+            groups = runs.Select(r => r.Group).Distinct().Select(SymmetryGroup.Parse).ToArray();
+        }
+
+        foreach (var a in render.Length > 0 ? [] : groups)
         {
             var task = KnownAnswerTask.Create(a.Name, objects, size, seed: 1);
             var outside = members.Select(m => !m.IsSubgroupOf(a)).ToArray();
@@ -133,24 +157,27 @@ internal static class KnownAnswerExperiment
         markdown.AppendLine();
         markdown.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command.Trim()}`");
         markdown.AppendLine();
-        markdown.AppendLine(CultureInfo.InvariantCulture, $"Task (`Equinas.Data.KnownAnswerTask`): {objects} random stroke figures without symmetry of their own on a {size}x{size} grid; for a normal subgroup A of D4 the classes are (figure, coset gA), each image its figure moved by a uniform element of its coset plus Gaussian noise (sd {noise}). Labels are A-invariant and changed by every element outside A, so the last layer's group must lie inside A. {trainCount} training, {trainCount / 4} held-out (validation and alpha batches), {trainCount / 2} test images per seed. Network: widths {string.Join(",", channels)} (scalar channels), 5x5 kernels, pooling after layers 2 and 4, every layer mixed over {string.Join(", ", members.Select(m => m.Name))}. {warmup} warm-up epochs (weights only) and {epochs} search epochs; Adam lr {options.Training.LearningRate} (weights), {options.ArchitectureLearningRate} (alphas), batch {options.Training.BatchSize}. Fixed networks and the retrained argmax chain train {warmup + epochs} epochs. The null control runs the same search with each layer's alpha gradient permuted across members every step.");
+        markdown.AppendLine(CultureInfo.InvariantCulture, $"Task (`Equinas.Data.KnownAnswerTask`): {objects} random stroke figures without symmetry of their own on a {size}x{size} grid; for a normal subgroup A of D4 the classes are (figure, coset gA), each image its figure moved by a uniform element of its coset plus Gaussian noise (sd {noise}). Labels are A-invariant and changed by every element outside A, so the last layer's group must lie inside A. {trainCount} training, {trainCount / 4} held-out (validation and alpha batches), {trainCount / 2} test images per seed. Network: widths {string.Join(",", channels)} (scalar channels), 5x5 kernels, pooling after layers 2 and 4, every layer mixed over {string.Join(", ", members.Select(m => m.Name))}. {warmup} warm-up epochs (weights only) and {epochs} search epochs; Adam lr {options.Training.LearningRate} (weights), {options.ArchitectureLearningRate} (alphas), batch {options.Training.BatchSize}. Fixed networks and the retrained argmax chain train {warmup + epochs} epochs. The null control runs the same search with each layer's alpha gradient permuted across members every step. Search: {(options.SampleArchitectures ? $"sampled chains ({(options.ScoreFunctionGradients ? "score-function" : "straight-through")} alpha gradients{(warmup > 0 ? ", warm-up on chains drawn from the uniform z" : "")})" : "the relaxed mixture")}{(options.SymmetryPrior > 0 ? string.Create(CultureInfo.InvariantCulture, $", symmetry prior {options.SymmetryPrior} per bit given up") : "")}.");
         markdown.AppendLine();
-        markdown.AppendLine("Target: the last layer's z mass on members not inside A below 0.1 for every A in 3 of 3 seeds, far from the null control; the retrained argmax chain within 1 point of fixed all-A.");
+        markdown.AppendLine("Target (the issue's): the last layer's z mass on members not inside A below 0.1 for every A in 3 of 3 seeds, far from the null control; the retrained argmax chain within 1 point of fixed all-A. The network's invariance is the intersection of its layers' groups, so the columns `P(inv = A)` and `P(inv not in A)` give, for a chain drawn from z, the chance that its invariance group is exactly A and that it is not inside A (the network would then be blind to an element that changes the label); for a fixed or retrained network they are 0 or 1.");
         markdown.AppendLine();
-        markdown.AppendLine("| A | method | last-layer mass outside A (per seed) | median test acc | test acc per seed | argmax per seed |");
-        markdown.AppendLine("| --- | --- | --- | ---: | --- | --- |");
+        markdown.AppendLine("| A | method | last-layer mass outside A (per seed) | P(inv = A) | P(inv not in A) | median test acc | test acc per seed | argmax per seed |");
+        markdown.AppendLine("| --- | --- | --- | --- | --- | ---: | --- | --- |");
         foreach (var a in groups)
         {
             foreach (var method in runs.Where(r => r.Group == a.Name).Select(r => r.Method).Distinct())
             {
                 var rs = runs.Where(r => r.Group == a.Name && r.Method == method).OrderBy(r => r.Seed).ToArray();
-                string mass = method.StartsWith("fixed", StringComparison.Ordinal) || method.StartsWith("argmax", StringComparison.Ordinal) ? "-" : string.Join(", ", rs.Select(r => r.MassOutside.ToString("F3", CultureInfo.InvariantCulture)));
-                markdown.AppendLine(CultureInfo.InvariantCulture, $"| {a.Name} | {method} | {mass} | {Measure.Median(rs.Select(r => r.TestAccuracy)):P2} | {string.Join(", ", rs.Select(r => r.TestAccuracy.ToString("P1", CultureInfo.InvariantCulture)))} | {string.Join("; ", rs.Select(r => r.Architecture))} |");
+                string mass = rs.Any(r => r.Z is null) ? "-" : string.Join(", ", rs.Select(r => r.MassOutside.ToString("F3", CultureInfo.InvariantCulture)));
+                var odds = rs.Select(r => Odds(r, a)).ToArray();
+                string isA = string.Join(", ", odds.Select(o => o.IsA.ToString("F3", CultureInfo.InvariantCulture)));
+                string outside = string.Join(", ", odds.Select(o => o.OutsideA.ToString("F3", CultureInfo.InvariantCulture)));
+                markdown.AppendLine(CultureInfo.InvariantCulture, $"| {a.Name} | {method} | {mass} | {isA} | {outside} | {Measure.Median(rs.Select(r => r.TestAccuracy)):P2} | {string.Join(", ", rs.Select(r => r.TestAccuracy.ToString("P1", CultureInfo.InvariantCulture)))} | {string.Join("; ", rs.Select(r => r.Architecture))} |");
             }
         }
 
         markdown.AppendLine();
-        markdown.AppendLine(CultureInfo.InvariantCulture, $"Mass per group element in the last layer (search, seed 1): m(g) = sum of z over the members containing g. Plots of the search with seed 1 over training: `{Path.GetFileName(output)}-z-A.svg` (z per layer) and `{Path.GetFileName(output)}-mass-A.svg` (mass per element), for each A.");
+        markdown.AppendLine(CultureInfo.InvariantCulture, $"Mass per group element in the last layer (search, seed 1): m(g) = sum of z over the members containing g. Plots of the search with seed 1 over training: `{(render.Length > 0 ? string.Join("`, `", render.Select(f => Path.GetFileNameWithoutExtension(f))) : Path.GetFileName(output))}-z-A.svg` (z per layer) and `-mass-A.svg` (mass per element), for each A.");
         markdown.AppendLine();
         markdown.AppendLine("| A | " + string.Join(" | ", D4Element.All.Select(g => g.ToString())) + " |");
         markdown.AppendLine("| --- |" + string.Concat(D4Element.All.Select(_ => " ---: |")));
@@ -183,6 +210,18 @@ internal static class KnownAnswerExperiment
     /// For a chain drawn from z: the probability that its invariance group (the intersection of its members) is A,
     /// and that it is not inside A (the network would then be invariant to an element that changes the label).
     /// </summary>
+    /// <summary>The invariance odds of a run: from its z for a search, from its architecture (a chain) otherwise.</summary>
+    private static (double IsA, double OutsideA) Odds(Outcome run, SymmetryGroup a)
+    {
+        if (run.Z is { } z)
+        {
+            return InvarianceOdds(SymmetryGroup.All, z, a);
+        }
+
+        var meet = SymmetryGroup.IntersectAll(run.Architecture.Split('-').Select(SymmetryGroup.Parse).ToArray());
+        return (meet == a ? 1 : 0, meet.IsSubgroupOf(a) ? 0 : 1);
+    }
+
     internal static (double IsA, double OutsideA) InvarianceOdds(IReadOnlyList<SymmetryGroup> members, IReadOnlyList<double[]> z, SymmetryGroup a)
     {
         var odds = MixedGroupCnn.InvarianceDistribution(members, z);
