@@ -214,7 +214,23 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
         }
 
         using var scope = NewDisposeScope();
-        return nn.functional.softmax(alpha / Temperature, 0).MoveToOuterDisposeScope();
+        return nn.functional.softmax(Logits(), 0).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// alpha / temperature. The divisor is a Scalar held for the whole call: an implicit one (<c>alpha / 2.0</c>) is
+    /// garbage the moment its handle is read, and its finaliser can free the native scalar while libtorch still reads
+    /// it (seen once as "Unknown scalar type" in a long search).
+    /// </summary>
+    internal Tensor Logits()
+    {
+        if (Temperature == 1.0)
+        {
+            return alpha.alias();
+        }
+
+        using var temperature = Temperature.ToScalar();
+        return alpha.div(temperature);
     }
 
     /// <summary>
@@ -230,7 +246,7 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
         }
 
         using var scope = NewDisposeScope();
-        var soft = nn.functional.softmax(alpha / Temperature, 0);
+        var soft = nn.functional.softmax(Logits(), 0);
         int? hot = training ? _sampledMember : _argmaxInEvaluation ? (int)soft.argmax().item<long>() : null;
         if (hot is not { } index)
         {
@@ -240,7 +256,8 @@ internal sealed class MixedConv2d : nn.Module<Tensor, Tensor>
         var oneHot = torch.zeros_like(soft);
         using (torch.no_grad())
         {
-            oneHot[index] = 1f;
+            using var one = 1f.ToScalar();
+            oneHot[index].fill_(one);
         }
 
         // The value of the one-hot vector, the gradient of the softmax.

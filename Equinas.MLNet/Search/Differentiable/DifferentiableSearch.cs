@@ -293,11 +293,12 @@ internal sealed class DifferentiableSearch
                 double advantage = double.IsNaN(_baseline) ? 0 : chainLoss - _baseline;
                 _baseline = double.IsNaN(_baseline) ? chainLoss : (0.9 * _baseline) + (0.1 * chainLoss);
                 loss = torch.zeros(1, device: network.Device).sum();
+                using var weight = advantage.ToScalar();
                 foreach (var conv in _convs)
                 {
                     // d log z_picked / d alpha: a chain that did worse than usual loses probability, a better one gains.
-                    var logZ = nn.functional.log_softmax(conv.Alpha / conv.Temperature, 0);
-                    loss = loss + (advantage * logZ[conv.SampledMember!.Value]);
+                    var logZ = nn.functional.log_softmax(conv.Logits(), 0);
+                    loss = loss + logZ[conv.SampledMember!.Value].mul(weight);
                 }
             }
             else
@@ -307,9 +308,10 @@ internal sealed class DifferentiableSearch
 
             if (_prior > 0)
             {
+                using var prior = _prior.ToScalar();
                 for (int i = 0; i < _convs.Length; i++)
                 {
-                    loss = loss + (_prior * (_convs[i].Z() * torch.tensor(_bits[i], device: loss.device)).sum());
+                    loss = loss + (_convs[i].Z() * torch.tensor(_bits[i], device: loss.device)).sum().mul(prior);
                 }
             }
 
