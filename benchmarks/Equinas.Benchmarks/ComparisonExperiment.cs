@@ -110,9 +110,7 @@ internal static class ComparisonExperiment
         int batch = training.BatchSize;
         int stepsPerEpoch = SearchDefaults.StepsPerEpoch(train.Count, batch);
         // The trainer's defaults, resolved for this data as the trainer resolves them.
-        var template = NetworkSpec.FromChannels(
-            1, NetworkPresets.Uniform(SymmetryGroup.C1, 5), SearchDefaults.ChannelsFor(10), SearchDefaults.KernelSize,
-            SearchDefaults.Pooling(5, digits.Height), 10, SearchDefaults.HeadHidden);
+        var template = digits.DefaultNetwork();
         double epochs = SearchDefaults.EpochsFor(train.Count, batch);
         var evolution = new EvolutionOptions { Seed = seed, Training = training, EpochsPerGeneration = SearchDefaults.EpochsPerGenerationFor(train.Count, batch) };
         evolution = evolution with { FinalEpochs = SearchDefaults.FinalEpochsFor(train.Count, batch, (evolution.Generations + 1) * evolution.EpochsPerGeneration) };

@@ -46,10 +46,8 @@ internal static class DifferentiableExperiment
         args.RejectUnknown();
         torch.set_num_threads(threads);
 
-        // The trainer's default network for 10 classes on 28x28 digits (as the comparison experiment builds it).
-        var template = NetworkSpec.FromChannels(
-            1, NetworkPresets.Uniform(SymmetryGroup.C1, 5), SearchDefaults.ChannelsFor(10), SearchDefaults.KernelSize,
-            SearchDefaults.Pooling(5, digits.Height), 10, SearchDefaults.HeadHidden);
+        // The trainer's default network for these digits.
+        var template = digits.DefaultNetwork();
         string machine = Measure.MachineLine(threads);
         var members = options.MemberGroups;
         Console.WriteLine($"differentiable: EquiNAS_D on the shipped digits; network {template.Describe()} with every layer mixed over {string.Join(", ", members.Select(m => m.Name))}; {epochs} epochs; Adam lr {options.Training.LearningRate} (weights) / {options.ArchitectureLearningRate} (alphas); alpha batches from the held-out validation split");

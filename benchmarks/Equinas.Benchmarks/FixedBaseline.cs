@@ -26,9 +26,7 @@ internal sealed record FixedBaseline(string Architecture, long Parameters, doubl
     {
         var watch = Stopwatch.StartNew();
         using var net = SeededInit.Create(seed, () => new GroupCnn(template.WithGroups(groups)));
-        var history = new NetworkTrainer(training).Fit(net, train, validation, epochs, seed, CancellationToken.None);
-        var accuracy = NetworkTrainer.Evaluate(net, test, training.EvaluationBatchSize, CancellationToken.None).Accuracy;
-        return new FixedBaseline(string.Join("-", net.Spec.Groups.Select(g => g.Name)), net.ParameterCount, history[^1].Validation!.Value.Accuracy, accuracy, watch.Elapsed.TotalSeconds);
+        return Fit(net, string.Join("-", net.Spec.Groups.Select(g => g.Name)), net.ParameterCount, train, validation, test, epochs, training, seed, watch);
     }
 
     /// <summary>
@@ -43,8 +41,16 @@ internal sealed record FixedBaseline(string Architecture, long Parameters, doubl
         var members = SymmetryGroup.All;
         using var net = SeededInit.Create(seed, () => new Equinas.MLNet.Mixed.MixedGroupCnn(new Equinas.MLNet.Mixed.MixedNetworkSpec(template, members)));
         net.FreezeZ(chain.Select(g => members.Select(m => m == g ? 1.0 : 0.0).ToArray()).ToArray());
+        return Fit(net, string.Join("-", chain.Select(g => g.Name)), net.WeightParameters().Sum(p => p.numel()), train, validation, test, epochs, training, seed, watch);
+    }
+
+    /// <summary>Trains a built network, tests it and records the outcome.</summary>
+    private static FixedBaseline Fit(
+        EquivariantNetwork net, string architecture, long parameters, ImageDataset train, ImageDataset validation, ImageDataset test,
+        double epochs, TrainingOptions training, int seed, Stopwatch watch)
+    {
         var history = new NetworkTrainer(training).Fit(net, train, validation, epochs, seed, CancellationToken.None);
         var accuracy = NetworkTrainer.Evaluate(net, test, training.EvaluationBatchSize, CancellationToken.None).Accuracy;
-        return new FixedBaseline(string.Join("-", chain.Select(g => g.Name)), net.WeightParameters().Sum(p => p.numel()), history[^1].Validation!.Value.Accuracy, accuracy, watch.Elapsed.TotalSeconds);
+        return new FixedBaseline(architecture, parameters, history[^1].Validation!.Value.Accuracy, accuracy, watch.Elapsed.TotalSeconds);
     }
 }

@@ -1,4 +1,6 @@
 using Equinas.MLNet.Groups;
+using Equinas.MLNet.Nn.Networks;
+using Equinas.MLNet.Search;
 using Equinas.MLNet.Search.Training;
 using TorchSharp;
 
@@ -28,6 +30,14 @@ internal sealed class ShippedDigits
     public int Height => Equinas.Data.ShippedDigits.Size;
 
     public int Width => Equinas.Data.ShippedDigits.Size;
+
+    /// <summary>
+    /// The trainer's default network for these digits (10 classes, 28 x 28), as the trainer resolves its defaults: the
+    /// small preset widened for the class count, written with C1 layers (a search or fixed network sets the groups).
+    /// </summary>
+    public NetworkSpec DefaultNetwork() => NetworkSpec.FromChannels(
+        1, NetworkPresets.Uniform(SymmetryGroup.C1, 5), SearchDefaults.ChannelsFor(10), SearchDefaults.KernelSize,
+        SearchDefaults.Pooling(5, Height), 10, SearchDefaults.HeadHidden);
 
     /// <summary>The number of digits in a split.</summary>
     public int Count(DigitSplit split) => _digits.Plain((Equinas.Data.DigitSplit)split).Count;
