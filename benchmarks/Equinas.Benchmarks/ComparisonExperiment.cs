@@ -266,7 +266,17 @@ internal static class ComparisonExperiment
         var md = new StringBuilder();
         md.AppendLine("# Searches against fixed networks and controls on the shipped digits");
         md.AppendLine();
-        md.AppendLine(CultureInfo.InvariantCulture, $"Rows measured {string.Join(", ", rows.Select(r => r.Date).Distinct().Order())} on {string.Join("; ", rows.Select(r => r.Machine).Distinct())}.");
+        md.AppendLine(CultureInfo.InvariantCulture, $"Rows measured {string.Join(", ", rows.Select(r => r.Date).Distinct().Order())}, on:");
+        md.AppendLine();
+        // A split run may use other thread counts for other seeds: name which rows each machine line measured.
+        foreach (var byMachine in rows.GroupBy(r => r.Machine))
+        {
+            var runs = byMachine.Select(r => $"{r.Variant} seed {r.Seed}").Distinct().Order(StringComparer.Ordinal);
+            md.AppendLine(CultureInfo.InvariantCulture, $"- {byMachine.Key}: {string.Join(", ", runs)}");
+        }
+
+        md.AppendLine();
+        md.AppendLine("Wall-clock seconds compare only rows of one machine line run under the same load (docs/results/README.md says which runs shared the machine); another thread count changes float rounding and with it the training trajectory, much as another seed does.");
         md.AppendLine();
         md.AppendLine("Command (a run can be split: every row is appended to `comparison-runs.jsonl` and this page is rebuilt from all of them):");
         md.AppendLine();
