@@ -34,8 +34,16 @@ internal static class DeviceOps
         IsMeta(input) ? MetaComposite.BatchNorm(norm, input) : norm.call(input);
 
     /// <summary><c>clamp_min</c>.</summary>
-    public static Tensor ClampMin(Tensor input, double min) =>
-        IsMeta(input) ? MetaComposite.ClampMin(input, min) : input.clamp_min(min);
+    public static Tensor ClampMin(Tensor input, double min)
+    {
+        if (IsMeta(input))
+        {
+            return MetaComposite.ClampMin(input, min);
+        }
+
+        using var bound = min.ToScalar();
+        return input.clamp_min(bound);
+    }
 
     private static bool IsMeta(Tensor input) => input.device_type == DeviceType.META;
 }
@@ -120,13 +128,19 @@ internal static class MetaComposite
             {
                 using var noGrad = torch.no_grad();
                 long n = input.numel() / input.shape[1];
+                // Every Scalar held for the whole update: an implicit one (tensor * 2.0) can be finalised by the GC
+                // while libtorch still reads it (TorchSharp 0.107).
+                using var correction = (n / (double)Math.Max(n - 1, 1)).ToScalar();
+                using var one = 1.ToScalar();
                 var batchMean = mean.detach().view(-1);
-                var unbiased = variance.detach().view(-1) * (n / (double)Math.Max(n - 1, 1));
-                norm.num_batches_tracked?.add_(1);
+                var unbiased = variance.detach().view(-1).mul(correction);
+                norm.num_batches_tracked?.add_(one);
                 if (norm.momentum is { } m)
                 {
-                    norm.running_mean!.mul_(1 - m).add_(batchMean, alpha: m);
-                    norm.running_var!.mul_(1 - m).add_(unbiased, alpha: m);
+                    using var keep = (1 - m).ToScalar();
+                    using var take = m.ToScalar();
+                    norm.running_mean!.mul_(keep).add_(batchMean, alpha: take);
+                    norm.running_var!.mul_(keep).add_(unbiased, alpha: take);
                 }
                 else
                 {
