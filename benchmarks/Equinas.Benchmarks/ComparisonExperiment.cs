@@ -82,7 +82,7 @@ internal static class ComparisonExperiment
             }
         }
 
-        WriteSummary(rowsPath, output, machine);
+        WriteSummary(rowsPath, output);
         return 0;
     }
 
@@ -247,7 +247,7 @@ internal static class ComparisonExperiment
     }
 
     /// <summary>Rebuilds the Markdown summary from every row recorded (the last row of a variant, seed and method wins).</summary>
-    private static void WriteSummary(string rowsPath, string output, string machine)
+    private static void WriteSummary(string rowsPath, string output)
     {
         if (!File.Exists(rowsPath))
         {

@@ -206,10 +206,6 @@ internal static class KnownAnswerExperiment
         return 0;
     }
 
-    /// <summary>
-    /// For a chain drawn from z: the probability that its invariance group (the intersection of its members) is A,
-    /// and that it is not inside A (the network would then be invariant to an element that changes the label).
-    /// </summary>
     /// <summary>The invariance odds of a run: from its z for a search, from its architecture (a chain) otherwise.</summary>
     private static (double IsA, double OutsideA) Odds(Outcome run, IReadOnlyList<SymmetryGroup> members, SymmetryGroup a)
     {
@@ -222,6 +218,10 @@ internal static class KnownAnswerExperiment
         return (meet == a ? 1 : 0, meet.IsSubgroupOf(a) ? 0 : 1);
     }
 
+    /// <summary>
+    /// For a chain drawn from z: the probability that its invariance group (the intersection of its members) is A,
+    /// and that it is not inside A (the network would then be invariant to an element that changes the label).
+    /// </summary>
     internal static (double IsA, double OutsideA) InvarianceOdds(IReadOnlyList<SymmetryGroup> members, IReadOnlyList<double[]> z, SymmetryGroup a)
     {
         var odds = MixedGroupCnn.InvarianceDistribution(members, z);
