@@ -58,6 +58,49 @@ public class CandidateExecutorTests : TorchTestBase
     }
 
     [Fact]
+    public void A_fresh_process_trains_its_first_job_alone_then_the_rest_together_to_the_same_bits()
+    {
+        using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
+        using var validation = SyntheticData.Motifs(48, 3, 12, seed: 2);
+        var training = Budget(2).Training;
+        (List<int> Finished, string[] Metrics, float[] Weights) Run(bool fresh)
+        {
+            var networks = Enumerable.Range(0, 4).Select(i => SeededInit.Create(10 + i, () => new GroupCnn(Template))).ToArray();
+            var jobs = networks.Select((n, i) => new CandidateJob(i, n, 0.5, 100 + i)).ToArray();
+            var finished = new List<int>();
+            if (fresh)
+            {
+                InProcessExecutor.ForgetWarmUp();
+            }
+
+            try
+            {
+                var outcomes = new InProcessExecutor(2, 1).Execute(new CandidateBatch(jobs, train, validation, training), o => finished.Add(o.Id), CancellationToken.None);
+                Assert.Equal([0, 1, 2, 3], outcomes.Select(o => o.Id));
+                return (finished,
+                    outcomes.Select(o => $"{o.Id} {o.Last.Train.Loss:R} {o.Last.Validation?.Loss:R} {o.Last.Validation?.Accuracy:R}").ToArray(),
+                    outcomes.SelectMany(o => o.Network.parameters().SelectMany(p => p.data<float>().ToArray())).ToArray());
+            }
+            finally
+            {
+                foreach (var network in networks)
+                {
+                    network.Dispose();
+                }
+            }
+        }
+
+        var fresh = Run(fresh: true);
+        Assert.Equal(0, fresh.Finished[0]); // alone: done before any other started
+        Assert.Equal(4, fresh.Finished.Distinct().Count());
+        var warm = Run(fresh: false);
+        Assert.Equal(4, warm.Finished.Distinct().Count());
+        Assert.Equal(warm.Metrics, fresh.Metrics);
+        Assert.Equal(warm.Weights, fresh.Weights);
+        Assert.Equal(Threads, torch.get_num_threads());
+    }
+
+    [Fact]
     public void An_executor_that_ships_candidates_as_bytes_gives_the_same_result()
     {
         using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
