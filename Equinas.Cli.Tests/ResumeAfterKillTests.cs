@@ -80,9 +80,10 @@ public sealed class ResumeAfterKillTests(ITestOutputHelper output) : IDisposable
             Assert.Contains("(from the checkpoint)", text, StringComparison.Ordinal);
         }
 
-        // 3. An uninterrupted run without checkpoints, in a process of its own like the other two: in this test host
-        // (other tests' libtorch state) one evolve run of 2026-12-01 differed from the resumed one in one candidate's
-        // validation loss at the 7th digit (1 of 3 runs; not yet explained, see the CHANGELOG).
+        // 3. An uninterrupted run without checkpoints, in a process of its own like the other two. The resumed run's
+        // first generation is its process's first training; when it started two candidates at once, one of them
+        // differed at the 7th digit about once in 30 runs, until the executor trained a fresh process's first job
+        // alone (InProcessExecutor, CHANGELOG of 2026-12-02).
         using (var child = Start(Train("uninterrupted.zip", checkpoint: false)))
         {
             var drained = Drain(child);
