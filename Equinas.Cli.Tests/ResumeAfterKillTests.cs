@@ -82,8 +82,8 @@ public sealed class ResumeAfterKillTests(ITestOutputHelper output) : IDisposable
 
         // 3. An uninterrupted run without checkpoints, in a process of its own like the other two. The resumed run's
         // first generation is its process's first training; when it started two candidates at once, one of them
-        // differed at the 7th digit about once in 30 runs, until the executor trained a fresh process's first job
-        // alone (InProcessExecutor, CHANGELOG of 2026-12-02).
+        // differed at the 7th digit about once in 30 runs, until a process's first candidate training ran alone
+        // (FirstTraining, CHANGELOG of 2026-12-02).
         using (var child = Start(Train("uninterrupted.zip", checkpoint: false)))
         {
             var drained = Drain(child);

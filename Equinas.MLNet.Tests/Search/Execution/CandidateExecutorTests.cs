@@ -58,7 +58,7 @@ public class CandidateExecutorTests : TorchTestBase
     }
 
     [Fact]
-    public void A_fresh_process_trains_its_first_job_alone_then_the_rest_together_to_the_same_bits()
+    public void A_fresh_process_gives_the_bits_of_a_warm_one()
     {
         using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
         using var validation = SyntheticData.Motifs(48, 3, 12, seed: 2);
@@ -70,7 +70,7 @@ public class CandidateExecutorTests : TorchTestBase
             var finished = new List<int>();
             if (fresh)
             {
-                InProcessExecutor.ForgetWarmUp();
+                FirstTraining.Process.Forget();
             }
 
             try
@@ -91,13 +91,65 @@ public class CandidateExecutorTests : TorchTestBase
         }
 
         var fresh = Run(fresh: true);
-        Assert.Equal(0, fresh.Finished[0]); // alone: done before any other started
+        Assert.True(FirstTraining.Process.Done);
         Assert.Equal(4, fresh.Finished.Distinct().Count());
         var warm = Run(fresh: false);
         Assert.Equal(4, warm.Finished.Distinct().Count());
         Assert.Equal(warm.Metrics, fresh.Metrics);
         Assert.Equal(warm.Weights, fresh.Weights);
         Assert.Equal(Threads, torch.get_num_threads());
+    }
+
+    [Fact]
+    public void A_fresh_process_s_first_training_runs_alone_and_later_ones_together()
+    {
+        var gate = new FirstTraining(); // not the process's: other tests train at the same time
+        int running = 0, most = 0;
+        int Work()
+        {
+            int now = Interlocked.Increment(ref running);
+            InterlockedMax(ref most, now);
+            Thread.Sleep(500);
+            Interlocked.Decrement(ref running);
+            return now;
+        }
+
+        // Three trainings arrive together in a fresh process: the first runs alone, the two that waited run at once.
+        using var start = new Barrier(3);
+        var threads = Enumerable.Range(0, 3).Select(_ => new Thread(() =>
+        {
+            start.SignalAndWait();
+            gate.Run(Work);
+        })).ToArray();
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        foreach (var thread in threads)
+        {
+            thread.Start();
+        }
+
+        foreach (var thread in threads)
+        {
+            thread.Join();
+        }
+
+        Assert.True(gate.Done);
+        Assert.Equal(2, most);
+        Assert.InRange(watch.Elapsed.TotalMilliseconds, 950, 6000); // two rounds of 500 ms, not three or one
+
+        // A first training that fails leaves the next one first.
+        var another = new FirstTraining();
+        Assert.Throws<InvalidOperationException>(() => another.Run<int>(() => throw new InvalidOperationException("first")));
+        Assert.False(another.Done);
+        Assert.Equal(7, another.Run(() => 7));
+        Assert.True(another.Done);
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int seen;
+        while ((seen = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, seen) != seen)
+        {
+        }
     }
 
     [Fact]

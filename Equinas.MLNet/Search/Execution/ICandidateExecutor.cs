@@ -60,13 +60,14 @@ internal static class CandidateTraining
     /// <summary>
     /// Trains the job's network in place with a new optimiser for its epochs and seed, re-estimates the norm statistics
     /// and evaluates it once at the end (earlier epochs are not evaluated: nothing reads them, and skipping them changes
-    /// no bit of the result; see <see cref="NetworkTrainer.Fit"/>).
+    /// no bit of the result; see <see cref="NetworkTrainer.Fit"/>). A process's first job trains alone
+    /// (<see cref="FirstTraining"/>).
     /// </summary>
     public static CandidateOutcome Train(CandidateJob job, CandidateBatch batch, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(job);
         ArgumentNullException.ThrowIfNull(batch);
-        var epochs = new NetworkTrainer(batch.Training).Fit(job.Network, batch.Train, batch.Validation, job.Epochs, job.Seed, cancellationToken, evaluateEveryEpoch: false);
+        var epochs = FirstTraining.Process.Run(() => new NetworkTrainer(batch.Training).Fit(job.Network, batch.Train, batch.Validation, job.Epochs, job.Seed, cancellationToken, evaluateEveryEpoch: false));
         return new CandidateOutcome(job.Id, job.Network, epochs);
     }
 }

@@ -18,13 +18,6 @@ namespace Equinas.MLNet.Search.Execution;
 /// run parallel work), so every worker sets it on itself, and the default is put back when the generation ends.
 /// Measured on this engine: two one-thread trainings side by side give the same bits as one alone; one training on two
 /// threads gives other bits than on one (reductions split differently), hence the fixed count per job.
-/// <para>
-/// The first batch a process trains starts with its first job alone, the rest joining when it ends: a search resumed
-/// from a checkpoint in a fresh process, whose first generation started two jobs at once, got another validation loss
-/// in one of them (a few units in the 7th digit) in 1 of 30 runs on an idle two-core machine (2026-12-02; never in 54
-/// runs where the process had trained one job alone first). libtorch (or MKL, oneDNN) evidently initialises some
-/// process-wide state at first use that two threads arriving together can see half made; which state was not found.
-/// </para>
 /// </remarks>
 internal sealed class InProcessExecutor : ICandidateExecutor
 {
@@ -35,12 +28,6 @@ internal sealed class InProcessExecutor : ICandidateExecutor
         Workers = workers;
         ThreadsPerJob = threadsPerJob;
     }
-
-    /// <summary>Set once a job has trained in this process (see the remarks).</summary>
-    private static int s_warm;
-
-    /// <summary>Makes the next batch train as a fresh process's first one does (for tests).</summary>
-    internal static void ForgetWarmUp() => Volatile.Write(ref s_warm, 0);
 
     /// <summary>Jobs trained at once (at most one per job).</summary>
     public int Workers { get; }
@@ -66,13 +53,13 @@ internal sealed class InProcessExecutor : ICandidateExecutor
         int next = -1;
         int defaultThreads = torch.get_num_threads();
 
-        void Work(int limit)
+        void Work()
         {
             try
             {
                 torch.set_num_threads(ThreadsPerJob);
                 int index;
-                while (!stop.IsCancellationRequested && (index = Interlocked.Increment(ref next)) < limit)
+                while (!stop.IsCancellationRequested && (index = Interlocked.Increment(ref next)) < jobs.Count)
                 {
                     var outcome = CandidateTraining.Train(jobs[index], batch, stop.Token);
                     outcomes[index] = outcome;
@@ -93,53 +80,30 @@ internal sealed class InProcessExecutor : ICandidateExecutor
             }
         }
 
-        void Run(int count, int limit)
+        var threads = Enumerable.Range(0, Math.Min(Workers, jobs.Count))
+            .Select(w => new Thread(Work) { IsBackground = true, Name = $"Equinas candidate worker {w}" })
+            .ToArray();
+        try
         {
-            var threads = Enumerable.Range(0, count)
-                .Select(w => new Thread(() => Work(limit)) { IsBackground = true, Name = $"Equinas candidate worker {w}" })
-                .ToArray();
-            try
+            foreach (var thread in threads)
             {
-                foreach (var thread in threads)
-                {
-                    thread.Start();
-                }
-            }
-            catch
-            {
-                stop.Cancel();
-                throw;
-            }
-            finally
-            {
-                foreach (var thread in threads.Where(t => t.ThreadState != ThreadState.Unstarted))
-                {
-                    thread.Join();
-                }
-
-                // The workers changed the default for threads that start later; this thread's own count is unchanged.
-                torch.set_num_threads(defaultThreads);
+                thread.Start();
             }
         }
-
-        int workers = Math.Min(Workers, jobs.Count), start = 0;
-        if (workers > 1 && Volatile.Read(ref s_warm) == 0)
+        catch
         {
-            // A fresh process: its first job trains alone (see the remarks). Its worker's last increment went past
-            // the limit, so the count is put back to "job 0 taken".
-            Run(1, 1);
-            next = 0;
-            start = 1;
+            stop.Cancel();
+            throw;
         }
-
-        if (errors.IsEmpty && !stop.IsCancellationRequested && start < jobs.Count)
+        finally
         {
-            Run(Math.Min(workers, jobs.Count - start), jobs.Count);
-        }
+            foreach (var thread in threads.Where(t => t.ThreadState != ThreadState.Unstarted))
+            {
+                thread.Join();
+            }
 
-        if (outcomes.Any(o => o is not null))
-        {
-            Volatile.Write(ref s_warm, 1);
+            // The workers changed the default for threads that start later; this thread's own count is unchanged.
+            torch.set_num_threads(defaultThreads);
         }
 
         cancellationToken.ThrowIfCancellationRequested();
