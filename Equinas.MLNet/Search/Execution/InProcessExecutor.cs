@@ -17,7 +17,9 @@ namespace Equinas.MLNet.Search.Execution;
 /// calls (<c>torch.set_num_threads</c> sets it for the calling thread and as the default for threads that have not yet
 /// run parallel work), so every worker sets it on itself, and the default is put back when the generation ends.
 /// Measured on this engine: two one-thread trainings side by side give the same bits as one alone; one training on two
-/// threads gives other bits than on one (reductions split differently), hence the fixed count per job.
+/// threads gives other bits than on one (reductions split differently), hence the fixed count per job. A process's
+/// first job trains alone (<see cref="FirstTraining"/>): two jobs starting together as a process's first training
+/// once gave other bits.
 /// </remarks>
 internal sealed class InProcessExecutor : ICandidateExecutor
 {
