@@ -69,6 +69,16 @@ internal sealed record EvolutionOptions
     /// <summary>Select survivors on the Pareto front of (validation error, parameter count) instead of by accuracy alone.</summary>
     public bool ParetoSelection { get; init; }
 
+    /// <summary>
+    /// Breiman's one-standard-error rule in every ranking the search makes (survivors, parents' order, the winner):
+    /// the candidates whose validation accuracy is within one binomial standard error of the best,
+    /// <c>sqrt(a (1 - a) / n)</c> for the best accuracy <c>a</c> on <c>n</c> validation images, come first, fewest
+    /// parameters first (with equal scalar widths, the more symmetric first), then the others by accuracy. A
+    /// relaxation then has to buy more accuracy than the validation split can tell from noise. Among candidates of
+    /// equal size (the copy-only control) the order is the accuracy ranking's. Not with <see cref="ParetoSelection"/>.
+    /// </summary>
+    public bool SimplestWithinStandardError { get; init; }
+
     /// <summary>Optimiser and batch settings for every candidate.</summary>
     public TrainingOptions Training { get; init; } = new();
 
@@ -100,6 +110,11 @@ internal sealed record EvolutionOptions
         if (!(FinalEpochs >= 0) || double.IsInfinity(FinalEpochs))
         {
             throw new ArgumentOutOfRangeException(nameof(FinalEpochs), FinalEpochs, "Must be zero or positive.");
+        }
+
+        if (ParetoSelection && SimplestWithinStandardError)
+        {
+            throw new ArgumentException($"{nameof(ParetoSelection)} and {nameof(SimplestWithinStandardError)} are two selection rules; set at most one.", nameof(SimplestWithinStandardError));
         }
 
         if (!Enum.IsDefined(Mutations))

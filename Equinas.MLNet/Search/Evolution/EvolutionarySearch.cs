@@ -167,7 +167,7 @@ internal sealed class EvolutionarySearch
                     throw;
                 }
 
-                var survivors = Select(candidates);
+                var survivors = Select(candidates, validation.Count);
                 foreach (var candidate in candidates)
                 {
                     candidate.Survived = survivors.Contains(candidate);
@@ -177,7 +177,7 @@ internal sealed class EvolutionarySearch
                 DisposeAll(population);
                 DisposeAll(candidates.Where(c => !c.Survived));
                 // Parents in rank order, so that where two parents yield the same architecture the better one's is kept.
-                population = Rank(candidates.Where(c => c.Survived)).ToList();
+                population = Order(candidates.Where(c => c.Survived), validation.Count).ToList();
                 Save(generation, population, history, nextId, clock, total.Elapsed);
             }
 
@@ -186,7 +186,7 @@ internal sealed class EvolutionarySearch
                 // The winner trains on as one more candidate (so a cluster trains it too), recorded as a last
                 // generation of one and checkpointed like any generation.
                 generationWatch.Restart();
-                var winner = Rank(population).First();
+                var winner = Order(population, validation.Count).First();
                 var final = new Candidate(nextId++, winner.Id, new CandidateChange(ChangeKind.Final), winner.Network.Clone());
                 var finals = new List<Candidate> { final };
                 try
@@ -206,7 +206,7 @@ internal sealed class EvolutionarySearch
                 Save(Options.Generations + 1, population, history, nextId, clock, total.Elapsed);
             }
 
-            var best = Rank(population).First();
+            var best = Order(population, validation.Count).First();
             DisposeAll(population.Where(c => c != best));
             population.Clear();
             best.Network.eval();
@@ -382,11 +382,20 @@ internal sealed class EvolutionarySearch
     private static IOrderedEnumerable<Candidate> Rank(IEnumerable<Candidate> candidates) =>
         CandidateRanking.Rank(candidates, c => (c.ValidationAccuracy, c.ValidationLoss, c.Parameters, c.Id));
 
-    private HashSet<Candidate> Select(List<Candidate> candidates)
+    /// <summary>
+    /// The search's order of candidates: <see cref="CandidateRanking"/>, or with
+    /// <see cref="EvolutionOptions.SimplestWithinStandardError"/> the one-standard-error rule on top of it.
+    /// </summary>
+    private List<Candidate> Order(IEnumerable<Candidate> candidates, int validationCount) =>
+        Options.SimplestWithinStandardError
+            ? CandidateRanking.SimplestWithinStandardError(candidates, c => (c.ValidationAccuracy, c.ValidationLoss, c.Parameters, c.Id), validationCount)
+            : Rank(candidates).ToList();
+
+    private HashSet<Candidate> Select(List<Candidate> candidates, int validationCount)
     {
         if (!Options.ParetoSelection)
         {
-            return Rank(candidates).Take(Options.PopulationSize).ToHashSet();
+            return Order(candidates, validationCount).Take(Options.PopulationSize).ToHashSet();
         }
 
         // Non-dominated sorting on (validation error, parameters), fronts taken whole while they fit, the last one
