@@ -50,7 +50,13 @@ internal static class ComparisonExperiment
         bool resume = args.Int("resume", 0) != 0;
         // 0: only the searches asked for, no fixed networks or retrained architectures (for a search variant measured
         // beside rows recorded already).
-        bool controls = args.Int("controls", 1) != 0;
+        string controlsText = args.Text("controls", "yes");
+        if (controlsText is not ("yes" or "no"))
+        {
+            throw new ArgumentException($"--controls: expected yes or no; found '{controlsText}'.");
+        }
+
+        bool controls = controlsText == "yes";
         args.RejectUnknown();
         foreach (var v in variants)
         {
