@@ -113,11 +113,50 @@ public sealed class DefaultsTests : TorchTestBase
         Assert.Equal("0.5", settings["FinalEpochs"]);
         Assert.Equal("Paper", settings["Moves"]);
         Assert.Equal("false", settings["ParetoSelection"]);
+        // Recorded only when on (older checkpoints, without the key, ranked by accuracy).
+        Assert.Equal(EquivariantImageClassificationTrainer.Defaults.SimplestWithinStandardError, settings.ContainsKey("SimplestWithinStandardError"));
         var final = Assert.Single(parameters.History.Candidates, c => c.Change == EquinasChange.Final);
         Assert.Equal(2, final.Generation);
         Assert.Equal("final", final.ChangeText);
         Assert.Equal(final.LayerGroups, parameters.LayerGroups);
         parameters.Dispose();
         Assert.Equal(liveBefore, Equinas.MLNet.Nn.Networks.GroupCnn.LiveInstances);
+    }
+
+    [Fact]
+    public void The_one_standard_error_option_reaches_the_search_and_its_checkpoint_settings()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(Digits.Rows(0, 200));
+        var validation = Digits.MapLabel(ml).Fit(data).Transform(ml.Data.LoadFromEnumerable(Digits.Rows(1, 60)));
+        var options = new EquivariantImageClassificationTrainer.Options
+        {
+            SearchMode = SearchMode.Evolutionary,
+            Generations = 2,
+            PopulationSize = 1,
+            EpochsPerGeneration = 0.25,
+            FinalEpochs = 0,
+            Moves = EvolutionMoves.Paper,
+            SimplestWithinStandardError = true,
+            ValidationSet = validation,
+            Seed = 3,
+        };
+        var model = Digits.MapLabel(ml).Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(options)).Fit(data);
+        using var parameters = EquinasModelParameters.FindIn(model)!;
+        Assert.Equal("true", parameters.History.Settings!["SimplestWithinStandardError"]);
+        foreach (var generation in parameters.History.Candidates.Where(c => c.Generation > 0).GroupBy(c => c.Generation))
+        {
+            // The survivor is the smallest candidate within one standard error (60 validation images) of the best.
+            double best = generation.Max(c => c.ValidationAccuracy);
+            double threshold = best - Math.Sqrt(best * (1 - best) / 60);
+            var survivor = Assert.Single(generation, c => c.Survived);
+            Assert.True(survivor.ValidationAccuracy >= threshold);
+            Assert.Equal(generation.Where(c => c.ValidationAccuracy >= threshold).Min(c => c.Parameters), survivor.Parameters);
+        }
+
+        var withPareto = new EquivariantImageClassificationTrainer.Options { SearchMode = SearchMode.Evolutionary, SimplestWithinStandardError = true, ParetoSelection = true }.Resolve(100, 10);
+        Assert.False(withPareto.CheckpointSettings(1, 100, 10, 1, 28, 28).ContainsKey("SimplestWithinStandardError"));
+        var off = new EquivariantImageClassificationTrainer.Options { SearchMode = SearchMode.Evolutionary, SimplestWithinStandardError = false }.Resolve(100, 10);
+        Assert.False(off.CheckpointSettings(1, 100, 10, 1, 28, 28).ContainsKey("SimplestWithinStandardError"));
     }
 }

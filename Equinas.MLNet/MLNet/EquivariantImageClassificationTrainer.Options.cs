@@ -49,6 +49,9 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// <summary>The default selection of the evolutionary search: by validation accuracy (false), not on the Pareto front.</summary>
         public const bool ParetoSelection = false;
 
+        /// <summary>The default of <see cref="Options.SimplestWithinStandardError"/>.</summary>
+        public const bool SimplestWithinStandardError = SearchDefaults.SimplestWithinStandardError;
+
         /// <summary>
         /// The default epochs for <paramref name="trainImages"/> training images of batch <paramref name="batchSize"/>:
         /// <see cref="MinimumEpochs"/>, or enough for <see cref="MinimumTrainingSteps"/> steps, at most 30, rounded to
@@ -238,6 +241,15 @@ public sealed partial class EquivariantImageClassificationTrainer
         public bool ParetoSelection { get; set; } = Defaults.ParetoSelection;
 
         /// <summary>
+        /// Gets or sets whether the evolutionary search ranks its candidates (survivors, and the network that trains on
+        /// and becomes the model) by the one-standard-error rule: the candidates whose validation accuracy is within one
+        /// binomial standard error of the best come first, the smallest first; with equal widths in scalar channels the
+        /// smallest is the most symmetric. A relaxation must then gain more than the validation split can tell from
+        /// noise. Ignored with <see cref="ParetoSelection"/>. See <see cref="Defaults.SimplestWithinStandardError"/>.
+        /// </summary>
+        public bool SimplestWithinStandardError { get; set; } = Defaults.SimplestWithinStandardError;
+
+        /// <summary>
         /// Gets or sets, for the differentiable search, the epochs of retraining the chosen architecture as an ordinary
         /// G-CNN after the search: each layer gets its largest-z group (intersected with the previous layer's, so that
         /// the groups form a chain), and a new network with those groups is trained from scratch, giving a model as
@@ -425,6 +437,12 @@ public sealed partial class EquivariantImageClassificationTrainer
                     settings[nameof(FinalEpochs)] = Text(FinalEpochsValue);
                     settings[nameof(Moves)] = Moves.ToString();
                     settings[nameof(ParetoSelection)] = ParetoSelection ? "true" : "false";
+                    // Recorded only when on, so that checkpoints written before the option existed (accuracy ranking)
+                    // still match a search that ranks by accuracy.
+                    if (SimplestWithinStandardError && !ParetoSelection)
+                    {
+                        settings[nameof(SimplestWithinStandardError)] = "true";
+                    }
                     break;
                 case SearchMode.Differentiable:
                     settings[nameof(Epochs)] = Text(EpochsValue);

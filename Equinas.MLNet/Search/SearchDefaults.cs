@@ -26,6 +26,9 @@ internal static class SearchDefaults
     public const double SymmetryPrior = 0;
     public const double ValidationFraction = 0.1;
 
+    /// <summary>Whether EquiNAS_E ranks by the one-standard-error rule by default (<see cref="Evolution.EvolutionOptions.SimplestWithinStandardError"/>).</summary>
+    public const bool SimplestWithinStandardError = false;
+
     /// <summary>The children a parent of the evolutionary search yields by default.</summary>
     public const Evolution.MutationSet Mutations = Evolution.MutationSet.Blocks;
 

@@ -63,6 +63,7 @@ internal sealed class EvolutionRun : IModeRun
                 _ => MutationSet.Blocks,
             },
             ParetoSelection = o.ParetoSelection,
+            SimplestWithinStandardError = o.SimplestWithinStandardError,
             Training = context.Training,
             Seed = context.Seed,
             Workers = o.Workers ?? SearchDefaults.Workers,

@@ -75,9 +75,10 @@ internal sealed record EvolutionOptions
     /// <c>sqrt(a (1 - a) / n)</c> for the best accuracy <c>a</c> on <c>n</c> validation images, come first, fewest
     /// parameters first (with equal scalar widths, the more symmetric first), then the others by accuracy. A
     /// relaxation then has to buy more accuracy than the validation split can tell from noise. Among candidates of
-    /// equal size (the copy-only control) the order is the accuracy ranking's. Not with <see cref="ParetoSelection"/>.
+    /// equal size (the copy-only control) the order is the accuracy ranking's. Ignored with
+    /// <see cref="ParetoSelection"/>, which has its own order.
     /// </summary>
-    public bool SimplestWithinStandardError { get; init; }
+    public bool SimplestWithinStandardError { get; init; } = SearchDefaults.SimplestWithinStandardError;
 
     /// <summary>Optimiser and batch settings for every candidate.</summary>
     public TrainingOptions Training { get; init; } = new();
@@ -110,11 +111,6 @@ internal sealed record EvolutionOptions
         if (!(FinalEpochs >= 0) || double.IsInfinity(FinalEpochs))
         {
             throw new ArgumentOutOfRangeException(nameof(FinalEpochs), FinalEpochs, "Must be zero or positive.");
-        }
-
-        if (ParetoSelection && SimplestWithinStandardError)
-        {
-            throw new ArgumentException($"{nameof(ParetoSelection)} and {nameof(SimplestWithinStandardError)} are two selection rules; set at most one.", nameof(SimplestWithinStandardError));
         }
 
         if (!Enum.IsDefined(Mutations))

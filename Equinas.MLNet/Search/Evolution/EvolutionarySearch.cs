@@ -387,7 +387,7 @@ internal sealed class EvolutionarySearch
     /// <see cref="EvolutionOptions.SimplestWithinStandardError"/> the one-standard-error rule on top of it.
     /// </summary>
     private List<Candidate> Order(IEnumerable<Candidate> candidates, int validationCount) =>
-        Options.SimplestWithinStandardError
+        Options.SimplestWithinStandardError && !Options.ParetoSelection
             ? CandidateRanking.SimplestWithinStandardError(candidates, c => (c.ValidationAccuracy, c.ValidationLoss, c.Parameters, c.Id), validationCount)
             : Rank(candidates).ToList();
 
