@@ -19,7 +19,9 @@ namespace Equinas.Benchmarks;
 /// continuous angles, moved by a random element of D4), per seed:
 /// <list type="bullet">
 /// <item>EquiNAS_E (default moves, budget and final training) and its copy-only control (the same selection and
-/// restarts, no relaxation);</item>
+/// restarts, no relaxation); with <c>--methods evolve-se</c> or <c>evolve-accuracy</c> also EquiNAS_E with the
+/// one-standard-error selection rule (<c>SimplestWithinStandardError</c>) on or off, and <c>--controls no</c> skips the
+/// fixed and retrained networks;</item>
 /// <item>EquiNAS_D (default epochs), keeping the mixture;</item>
 /// <item>each search's architecture retrained from scratch for the default training length (the paper's "retrain");</item>
 /// <item>fixed all-C1, all-C4 and all-D4 networks trained the default length (as long as the searches' final
@@ -68,9 +70,9 @@ internal static class ComparisonExperiment
 
         foreach (var m in methods)
         {
-            if (m is not ("evolve" or "copy" or "differentiable" or "evolve-se"))
+            if (m is not ("evolve" or "copy" or "differentiable" or "evolve-se" or "evolve-accuracy"))
             {
-                throw new ArgumentException($"--methods: '{m}' is not one of evolve, copy, differentiable, evolve-se.");
+                throw new ArgumentException($"--methods: '{m}' is not one of evolve, copy, differentiable, evolve-se, evolve-accuracy.");
             }
         }
 
@@ -178,16 +180,23 @@ internal static class ComparisonExperiment
             }
         }
 
-        // EquiNAS_E with the one-standard-error selection rule (an engine option under test): its own row, no retrained
-        // architecture (it would take the next network index and is trained only if the rule becomes the default).
-        if (methods.Contains("evolve-se") && recorded.TryGetValue("EquiNAS_E one-SE", out var doneSe))
+        // EquiNAS_E with each selection rule set explicitly (SimplestWithinStandardError on, off), as rows of their own
+        // beside the default's: no retrained architecture (it would take the next network index).
+        foreach (var (flag, rule, label) in new[] { ("evolve-se", true, "EquiNAS_E one-SE"), ("evolve-accuracy", false, "EquiNAS_E accuracy ranking") })
         {
-            Console.WriteLine($"  {doneSe.Method,-28} recorded already ({doneSe.Architecture}, {doneSe.Steps} steps)");
-        }
-        else if (methods.Contains("evolve-se"))
-        {
+            if (!methods.Contains(flag))
+            {
+                continue;
+            }
+
+            if (recorded.TryGetValue(label, out var doneRule))
+            {
+                Console.WriteLine($"  {doneRule.Method,-28} recorded already ({doneRule.Architecture}, {doneRule.Steps} steps)");
+                continue;
+            }
+
             var watch = Stopwatch.StartNew();
-            using var result = new EvolutionarySearch(evolution with { SimplestWithinStandardError = true }).Run(template, train, validation);
+            using var result = new EvolutionarySearch(evolution with { SimplestWithinStandardError = rule }).Run(template, train, validation);
             int steps = 0;
             foreach (var g in result.History)
             {
@@ -195,7 +204,7 @@ internal static class ComparisonExperiment
                 steps += g.Candidates.Count * Steps(e);
             }
 
-            Record(new Row("EquiNAS_E one-SE", string.Join("-", result.Groups.Select(g => g.Name)), result.Network.ParameterCount, steps, result.Best.ValidationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, result.History.Sum(g => g.Candidates.Count)));
+            Record(new Row(label, string.Join("-", result.Groups.Select(g => g.Name)), result.Network.ParameterCount, steps, result.Best.ValidationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, result.History.Sum(g => g.Candidates.Count)));
         }
 
         if (methods.Contains("differentiable") && recorded.TryGetValue("EquiNAS_D", out var doneD))
@@ -288,7 +297,7 @@ internal static class ComparisonExperiment
             .GroupBy(r => (r.Variant, r.Seed, r.Method)).Select(g => g.Last()).ToList();
         string[] order =
         [
-            "EquiNAS_E", "EquiNAS_E one-SE", "EquiNAS_E copy-only", "EquiNAS_E retrained", "EquiNAS_D", "EquiNAS_D retrained",
+            "EquiNAS_E", "EquiNAS_E one-SE", "EquiNAS_E accuracy ranking", "EquiNAS_E accuracy ranking retrained", "EquiNAS_E copy-only", "EquiNAS_E retrained", "EquiNAS_D", "EquiNAS_D retrained",
             "fixed all-C1 (as long)", "fixed all-C4 (as long)", "fixed all-D4 (as long)",
             "fixed all-C1 (compute-matched)", "fixed all-C4 (compute-matched)", "fixed all-D4 (compute-matched)",
         ];
@@ -336,9 +345,12 @@ internal static class ComparisonExperiment
             md.AppendLine("Targets (medians over the seeds):");
             md.AppendLine();
             md.AppendLine(CultureInfo.InvariantCulture, $"- EquiNAS_E {Pct(Median("EquiNAS_E"))} against the best compute-matched fixed network {Pct(bestMatched)} minus 1 point: {Verdict(Median("EquiNAS_E"), bestMatched - 0.01)}.");
-            if (vr.Any(r => r.Method == "EquiNAS_E one-SE"))
+            foreach (var (label, what) in new[] { ("EquiNAS_E one-SE", "the one-standard-error rule, `SimplestWithinStandardError` on"), ("EquiNAS_E accuracy ranking", "`SimplestWithinStandardError` off") })
             {
-                md.AppendLine(CultureInfo.InvariantCulture, $"- EquiNAS_E one-SE (engine option, not a default; seeds {string.Join(", ", vr.Where(r => r.Method == "EquiNAS_E one-SE").Select(r => r.Seed).Order())}) {Pct(Median("EquiNAS_E one-SE"))} against the same bound: {Verdict(Median("EquiNAS_E one-SE"), bestMatched - 0.01)}.");
+                if (vr.Any(r => r.Method == label))
+                {
+                    md.AppendLine(CultureInfo.InvariantCulture, $"- {label} ({what}; seeds {string.Join(", ", vr.Where(r => r.Method == label).Select(r => r.Seed).Order())}) {Pct(Median(label))} against the same bound: {Verdict(Median(label), bestMatched - 0.01)}.");
+                }
             }
 
             md.AppendLine(CultureInfo.InvariantCulture, $"- EquiNAS_D {Pct(Median("EquiNAS_D"))} against the best fixed network trained as long (its own compute) {Pct(bestAsLong)} minus 1 point: {Verdict(Median("EquiNAS_D"), bestAsLong - 0.01)}.");
