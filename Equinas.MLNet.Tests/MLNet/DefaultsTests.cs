@@ -91,10 +91,7 @@ public sealed class DefaultsTests : TorchTestBase
         // Settled first: a network an earlier test left to the finaliser must not be counted here (CI, 2026-12-01: one
         // was finalised during this test, and the count fell from 1 to 0).
         long liveBefore = LiveNetworksSettled();
-        var ml = new MLContext(seed: 1);
-        var data = ml.Data.LoadFromEnumerable(Digits.Rows(0, 200));
-        var validation = Digits.MapLabel(ml).Fit(data).Transform(ml.Data.LoadFromEnumerable(Digits.Rows(1, 60)));
-        var options = new EquivariantImageClassificationTrainer.Options
+        using var parameters = FitEvolutionOnDigits(new EquivariantImageClassificationTrainer.Options
         {
             SearchMode = SearchMode.Evolutionary,
             Generations = 1,
@@ -102,11 +99,8 @@ public sealed class DefaultsTests : TorchTestBase
             EpochsPerGeneration = 0.25,
             Epochs = 1,
             Moves = EvolutionMoves.Paper,
-            ValidationSet = validation,
             Seed = 3,
-        };
-        var model = Digits.MapLabel(ml).Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(options)).Fit(data);
-        using var parameters = EquinasModelParameters.FindIn(model)!;
+        });
         var settings = parameters.History.Settings!;
         Assert.Equal(string.Join(",", Defaults.ChannelsFor(parameters.ClassCount)), settings["Channels"]);
         Assert.Equal("0.25", settings["EpochsPerGeneration"]);
@@ -126,10 +120,7 @@ public sealed class DefaultsTests : TorchTestBase
     [Fact]
     public void The_one_standard_error_option_reaches_the_search_and_its_checkpoint_settings()
     {
-        var ml = new MLContext(seed: 1);
-        var data = ml.Data.LoadFromEnumerable(Digits.Rows(0, 200));
-        var validation = Digits.MapLabel(ml).Fit(data).Transform(ml.Data.LoadFromEnumerable(Digits.Rows(1, 60)));
-        var options = new EquivariantImageClassificationTrainer.Options
+        using var parameters = FitEvolutionOnDigits(new EquivariantImageClassificationTrainer.Options
         {
             SearchMode = SearchMode.Evolutionary,
             Generations = 2,
@@ -138,11 +129,8 @@ public sealed class DefaultsTests : TorchTestBase
             FinalEpochs = 0,
             Moves = EvolutionMoves.Paper,
             SimplestWithinStandardError = true,
-            ValidationSet = validation,
             Seed = 3,
-        };
-        var model = Digits.MapLabel(ml).Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(options)).Fit(data);
-        using var parameters = EquinasModelParameters.FindIn(model)!;
+        });
         Assert.Equal("true", parameters.History.Settings!["SimplestWithinStandardError"]);
         foreach (var generation in parameters.History.Candidates.Where(c => c.Generation > 0).GroupBy(c => c.Generation))
         {
@@ -158,5 +146,15 @@ public sealed class DefaultsTests : TorchTestBase
         Assert.False(withPareto.CheckpointSettings(1, 100, 10, 1, 28, 28).ContainsKey("SimplestWithinStandardError"));
         var off = new EquivariantImageClassificationTrainer.Options { SearchMode = SearchMode.Evolutionary, SimplestWithinStandardError = false }.Resolve(100, 10);
         Assert.False(off.CheckpointSettings(1, 100, 10, 1, 28, 28).ContainsKey("SimplestWithinStandardError"));
+    }
+
+    /// <summary>Fits <paramref name="options"/> on 200 shipped digits with 60 others as the validation set; the caller disposes the model.</summary>
+    private static EquinasModelParameters FitEvolutionOnDigits(EquivariantImageClassificationTrainer.Options options)
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Data.LoadFromEnumerable(Digits.Rows(0, 200));
+        options.ValidationSet = Digits.MapLabel(ml).Fit(data).Transform(ml.Data.LoadFromEnumerable(Digits.Rows(1, 60)));
+        var model = Digits.MapLabel(ml).Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(options)).Fit(data);
+        return EquinasModelParameters.FindIn(model)!;
     }
 }

@@ -50,8 +50,8 @@ internal static class ComparisonExperiment
         // Resume a split run: skip every row already recorded for a variant and seed, and rebuild what later rows need
         // (the searched architectures, the search's total steps) from the recorded ones.
         bool resume = args.Int("resume", 0) != 0;
-        // 0: only the searches asked for, no fixed networks or retrained architectures (for a search variant measured
-        // beside rows recorded already).
+        // "no": only the searches asked for, no fixed networks or retrained architectures (for a search variant
+        // measured beside rows recorded already).
         string controlsText = args.Text("controls", "yes");
         if (controlsText is not ("yes" or "no"))
         {
@@ -141,6 +141,26 @@ internal static class ComparisonExperiment
         static IReadOnlyList<SymmetryGroup> Groups(string architecture) =>
             architecture.Replace(" (mixture)", "", StringComparison.Ordinal).Split('-').Select(SymmetryGroup.Parse).ToArray();
 
+        // Runs one evolutionary search and records its row; returns the result (the caller disposes it) and the weight
+        // steps of every candidate of every generation.
+        (EvolutionResult Result, int Steps) SearchAndRecord(string method, EvolutionOptions options)
+        {
+            var watch = Stopwatch.StartNew();
+            var result = new EvolutionarySearch(options).Run(template, train, validation);
+            try
+            {
+                int steps = result.History.Sum(g => g.Candidates.Count * Steps(
+                    g.Generation == 0 ? options.InitialEpochs ?? options.EpochsPerGeneration : g.Generation > options.Generations ? options.FinalEpochs : options.EpochsPerGeneration));
+                Record(new Row(method, string.Join("-", result.Groups.Select(g => g.Name)), result.Network.ParameterCount, steps, result.Best.ValidationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, result.History.Sum(g => g.Candidates.Count)));
+                return (result, steps);
+            }
+            catch
+            {
+                result.Dispose();
+                throw;
+            }
+        }
+
         var retrain = new List<(string Method, IReadOnlyList<SymmetryGroup> Groups)>();
         int searchSteps = 0;
         foreach (bool copyOnly in new[] { false, true })
@@ -162,18 +182,9 @@ internal static class ComparisonExperiment
                 continue;
             }
 
-            var watch = Stopwatch.StartNew();
-            using var result = new EvolutionarySearch(evolution with { CopyOnly = copyOnly }).Run(template, train, validation);
-            int steps = 0;
-            foreach (var g in result.History)
-            {
-                double e = g.Generation == 0 ? evolution.InitialEpochs ?? evolution.EpochsPerGeneration : g.Generation > evolution.Generations ? evolution.FinalEpochs : evolution.EpochsPerGeneration;
-                steps += g.Candidates.Count * Steps(e);
-            }
-
+            var (result, steps) = SearchAndRecord(copyOnly ? "EquiNAS_E copy-only" : "EquiNAS_E", evolution with { CopyOnly = copyOnly });
+            using var _result = result;
             searchSteps = Math.Max(searchSteps, steps);
-            string method = copyOnly ? "EquiNAS_E copy-only" : "EquiNAS_E";
-            Record(new Row(method, string.Join("-", result.Groups.Select(g => g.Name)), result.Network.ParameterCount, steps, result.Best.ValidationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, result.History.Sum(g => g.Candidates.Count)));
             if (!copyOnly)
             {
                 retrain.Add(("EquiNAS_E retrained", result.Groups));
@@ -195,16 +206,7 @@ internal static class ComparisonExperiment
                 continue;
             }
 
-            var watch = Stopwatch.StartNew();
-            using var result = new EvolutionarySearch(evolution with { SimplestWithinStandardError = rule }).Run(template, train, validation);
-            int steps = 0;
-            foreach (var g in result.History)
-            {
-                double e = g.Generation == 0 ? evolution.InitialEpochs ?? evolution.EpochsPerGeneration : g.Generation > evolution.Generations ? evolution.FinalEpochs : evolution.EpochsPerGeneration;
-                steps += g.Candidates.Count * Steps(e);
-            }
-
-            Record(new Row(label, string.Join("-", result.Groups.Select(g => g.Name)), result.Network.ParameterCount, steps, result.Best.ValidationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, result.History.Sum(g => g.Candidates.Count)));
+            SearchAndRecord(label, evolution with { SimplestWithinStandardError = rule }).Result.Dispose();
         }
 
         if (methods.Contains("differentiable") && recorded.TryGetValue("EquiNAS_D", out var doneD))
