@@ -2,6 +2,7 @@ using Equinas.MLNet.Groups;
 using Equinas.MLNet.Groups.Actions;
 using Equinas.MLNet.Input;
 using Equinas.MLNet.Mixed;
+using Equinas.MLNet.Nn.Layers;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Persistence;
 using Microsoft.ML;
@@ -27,6 +28,12 @@ public enum ExportKind
 
     /// <summary>[G]-mixed layers over C4, C2 and C1 (top group C4).</summary>
     MixedC4,
+
+    /// <summary>Layers of shrinking groups (D4, C4, C2) whose head also reads the spatial maxima (<c>HeadPooling.MeanAndMax</c>).</summary>
+    RelaxedMeanAndMax,
+
+    /// <summary>[G]-mixed layers over all ten subgroups of D4 with the mean-and-max head.</summary>
+    MixedMeanAndMax,
 }
 
 /// <summary>
@@ -50,6 +57,8 @@ public sealed class OnnxExportTests : TorchTestBase
             ExportKind.Relaxed => new GroupCnn(NetworkSpec.FromChannels(channels, [SymmetryGroup.D4, SymmetryGroup.D2VH, SymmetryGroup.D1H, SymmetryGroup.C1], [16, 16, 8, 8], 5, [0, 2], classes, 0)),
             ExportKind.Mixed => new MixedGroupCnn(new MixedNetworkSpec(NetworkSpec.FromChannels(channels, NetworkPresets.Uniform(SymmetryGroup.D4, 3), [16, 16, 24], 3, [0, 1], classes, 8), SymmetryGroup.All)),
             ExportKind.MixedC4 => new MixedGroupCnn(new MixedNetworkSpec(NetworkSpec.FromChannels(channels, NetworkPresets.Uniform(SymmetryGroup.C4, 2), [8, 12], 3, [1], classes, 6), [SymmetryGroup.C4, SymmetryGroup.C2, SymmetryGroup.C1])),
+            ExportKind.RelaxedMeanAndMax => new GroupCnn(NetworkSpec.FromChannels(channels, [SymmetryGroup.D4, SymmetryGroup.C4, SymmetryGroup.C2], [16, 16, 8], 3, [0], classes, 6) with { HeadPooling = HeadPooling.MeanAndMax }),
+            ExportKind.MixedMeanAndMax => new MixedGroupCnn(new MixedNetworkSpec(NetworkSpec.FromChannels(channels, NetworkPresets.Uniform(SymmetryGroup.D4, 2), [16, 24], 3, [0], classes, 0) with { HeadPooling = HeadPooling.MeanAndMax }, SymmetryGroup.All)),
             _ => throw new ArgumentOutOfRangeException(nameof(kind)),
         };
 
@@ -148,6 +157,9 @@ public sealed class OnnxExportTests : TorchTestBase
         { ExportKind.Mixed, 1, 14, 14 },
         { ExportKind.Mixed, 3, 9, 9 },
         { ExportKind.MixedC4, 1, 10, 7 },
+        { ExportKind.RelaxedMeanAndMax, 1, 11, 11 },
+        { ExportKind.RelaxedMeanAndMax, 3, 12, 9 },
+        { ExportKind.MixedMeanAndMax, 1, 10, 10 },
     };
 
     [Theory]

@@ -1,6 +1,7 @@
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Groups.Actions;
 using Equinas.MLNet.Mixed;
+using Equinas.MLNet.Nn.Layers;
 using Equinas.MLNet.Nn.Networks;
 using TorchSharp;
 using Xunit;
@@ -56,9 +57,9 @@ public class MixedChainTests : TorchTestBase
     }
 
     /// <summary>A mixed network of the given widths with every subgroup as member, its norms and head randomised.</summary>
-    internal static MixedGroupCnn Network(int[] widths, int[] poolAfter, IReadOnlyList<SymmetryGroup>? members = null)
+    internal static MixedGroupCnn Network(int[] widths, int[] poolAfter, IReadOnlyList<SymmetryGroup>? members = null, HeadPooling pooling = HeadPooling.Mean)
     {
-        var template = NetworkSpec.FromChannels(1, NetworkPresets.Uniform(SymmetryGroup.C1, widths.Length), widths, 3, poolAfter, classes: 5, headHidden: 8);
+        var template = NetworkSpec.FromChannels(1, NetworkPresets.Uniform(SymmetryGroup.C1, widths.Length), widths, 3, poolAfter, classes: 5, headHidden: 8) with { HeadPooling = pooling };
         var net = new MixedGroupCnn(new MixedNetworkSpec(template, members ?? Members));
         using var noGrad = torch.no_grad();
         foreach (var block in net.Blocks)

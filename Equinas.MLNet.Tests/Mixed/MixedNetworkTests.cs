@@ -1,5 +1,6 @@
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Mixed;
+using Equinas.MLNet.Nn.Layers;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -38,6 +39,28 @@ public class MixedNetworkTests : TorchTestBase
         foreach (int size in new[] { 9, 10 })
         {
             MixedChainTests.AssertInvariantExactlyTo(net, SymmetryGroup.IntersectAll(groups), size, $"random z over [{members}]");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(MemberSets))]
+    public void With_the_mean_and_max_head_any_z_gives_a_network_invariant_exactly_to_the_intersection(string members)
+    {
+        using var scope = NewDisposeScope();
+        var groups = MixedLayerTests.Parse(members);
+        using var net = MixedChainTests.Network([16, 16, 32], [0, 1], groups, HeadPooling.MeanAndMax);
+        using (torch.no_grad())
+        {
+            foreach (var alpha in net.ArchitectureParameters())
+            {
+                alpha.normal_(0, 0.7);
+            }
+        }
+
+        Assert.Equal(2 * 32 / MixedLayout.TopOf(groups).Order, net.HeadFeatures);
+        foreach (int size in new[] { 9, 10 })
+        {
+            MixedChainTests.AssertInvariantExactlyTo(net, SymmetryGroup.IntersectAll(groups), size, $"random z over [{members}], mean-and-max head");
         }
     }
 

@@ -1,6 +1,7 @@
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Groups.Actions;
 using Equinas.MLNet.Morphism;
+using Equinas.MLNet.Nn.Layers;
 using Equinas.MLNet.Nn.Networks;
 using TorchSharp;
 using Xunit;
@@ -34,7 +35,7 @@ public class RelaxationMorphismTests : TorchTestBase
     /// A network where the relaxation is allowed: D4 before the layer (then G), G at the layer, H after it; widths
     /// are multiples of 8 so every group divides them. Pooling after layers 1 and 2 exercises both pool windows.
     /// </summary>
-    private static GroupCnn TrainedNetwork(SymmetryGroup g, SymmetryGroup h, int layer, int inputSize)
+    private static GroupCnn TrainedNetwork(SymmetryGroup g, SymmetryGroup h, int layer, int inputSize, HeadPooling pooling = HeadPooling.Mean)
     {
         var groups = Enumerable.Range(0, Layers)
             .Select(i => i < layer ? (i == layer - 1 ? g : SymmetryGroup.D4) : i == layer ? g : h)
@@ -44,7 +45,7 @@ public class RelaxationMorphismTests : TorchTestBase
             groups = Enumerable.Range(0, Layers).Select(i => i <= layer ? g : h).ToArray();
         }
 
-        var spec = NetworkSpec.FromChannels(2, groups, [8, 16, 16, 16], kernelSize: 3, poolAfter: [1, 2], classes: 3, headHidden: 6);
+        var spec = NetworkSpec.FromChannels(2, groups, [8, 16, 16, 16], kernelSize: 3, poolAfter: [1, 2], classes: 3, headHidden: 6) with { HeadPooling = pooling };
         var net = new GroupCnn(spec);
         // Non-trivial biases, norm statistics and affine parameters: a few training-mode passes and random affine.
         using (torch.no_grad())
@@ -71,16 +72,25 @@ public class RelaxationMorphismTests : TorchTestBase
 
     [Theory]
     [MemberData(nameof(PairsAndPositions))]
-    public void Relaxing_any_layer_to_any_subgroup_preserves_the_logits(string groupName, string subgroupName, int layer)
+    public void Relaxing_any_layer_to_any_subgroup_preserves_the_logits(string groupName, string subgroupName, int layer) =>
+        AssertRelaxationPreservesTheLogits(groupName, subgroupName, layer, HeadPooling.Mean);
+
+    [Theory]
+    [MemberData(nameof(PairsAndPositions))]
+    public void Relaxing_any_layer_to_any_subgroup_preserves_the_logits_of_a_mean_and_max_head(string groupName, string subgroupName, int layer) =>
+        AssertRelaxationPreservesTheLogits(groupName, subgroupName, layer, HeadPooling.MeanAndMax);
+
+    private static void AssertRelaxationPreservesTheLogits(string groupName, string subgroupName, int layer, HeadPooling pooling)
     {
         using var scope = NewDisposeScope();
         var g = SymmetryGroup.Parse(groupName);
         var h = SymmetryGroup.Parse(subgroupName);
         foreach (int size in new[] { 9, 10 })
         {
-            using var net = TrainedNetwork(g, h, layer, size);
+            using var net = TrainedNetwork(g, h, layer, size, pooling);
             using var relaxed = RelaxationMorphism.Relax(net, layer, h);
             Assert.Same(h, relaxed.Spec.Layers[layer].Group);
+            Assert.Equal(pooling, relaxed.Spec.HeadPooling);
             Assert.Equal(net.Spec.Layers[layer].Fields * g.IndexOf(h), relaxed.Spec.Layers[layer].Fields);
             Assert.False(relaxed.training);
 

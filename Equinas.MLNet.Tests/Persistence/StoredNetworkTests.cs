@@ -1,5 +1,6 @@
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Mixed;
+using Equinas.MLNet.Nn.Layers;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Persistence;
 using TorchSharp;
@@ -60,6 +61,34 @@ public class StoredNetworkTests : TorchTestBase
         var x = torch.rand(3, 1, 12, 12);
         using var noGrad = torch.no_grad();
         Assert.True(BitEqual(original.Network.call(x), loaded.Network.call(x)));
+    }
+
+    [Fact]
+    public void Networks_with_the_mean_and_max_head_round_trip_bit_exactly_and_say_so_in_their_description()
+    {
+        using var scope = NewDisposeScope();
+        var spec = NetworkSpec.FromChannels(1, [SymmetryGroup.D4, SymmetryGroup.C4], [16, 16], 3, [0], 4, 8) with { HeadPooling = HeadPooling.MeanAndMax };
+        var template = NetworkSpec.FromChannels(1, NetworkPresets.Uniform(SymmetryGroup.C1, 2), [16, 32], 3, [0], 4, 0) with { HeadPooling = HeadPooling.MeanAndMax };
+        foreach (EquivariantNetwork network in new EquivariantNetwork[] { new GroupCnn(spec), new MixedGroupCnn(new MixedNetworkSpec(template, SymmetryGroup.D4.Subgroups())) })
+        {
+            using var original = new StoredNetwork(network);
+            Assert.Equal("MeanAndMax", original.Description.HeadPooling);
+            Perturb(original.Network);
+            var (architecture, weights) = Save(original);
+            using var loaded = Load(architecture, weights);
+            Assert.Equal(HeadPooling.MeanAndMax, loaded.Network.Architecture.HeadPooling);
+            var x = torch.rand(3, 1, 12, 12);
+            using var noGrad = torch.no_grad();
+            Assert.True(BitEqual(original.Network.call(x), loaded.Network.call(x)), network.Kind.ToString());
+        }
+
+        // The default head writes no field, so descriptions saved before it existed read as the mean head.
+        using var plain = new StoredNetwork(new GroupCnn(spec with { HeadPooling = HeadPooling.Mean }));
+        Assert.Null(plain.Description.HeadPooling);
+        var unknown = plain.Description with { HeadPooling = "Median" };
+        var error = Assert.Throws<InvalidDataException>(() => unknown.Build());
+        Assert.Contains("'Median'", error.Message);
+        Assert.Contains("MeanAndMax", error.Message);
     }
 
     [Fact]

@@ -106,7 +106,7 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
         }
 
         LastChannels = inChannels;
-        HeadFeatures = inChannels / spec.Top.Order;
+        HeadFeatures = inChannels / spec.Top.Order * InvariantHead.FeaturesPerField(template.HeadPooling);
         if (template.HeadHidden > 0)
         {
             hidden = nn.Linear(HeadFeatures, template.HeadHidden);
@@ -131,7 +131,7 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
     /// <summary>Scalar channels of the last layer.</summary>
     public int LastChannels { get; }
 
-    /// <summary>Invariant features the head reads: the last layer's T-fields, <c>LastChannels / |T|</c>, for every z.</summary>
+    /// <summary>Invariant features the head reads: one (two with <see cref="HeadPooling.MeanAndMax"/>) per T-field of the last layer, <c>LastChannels / |T|</c>, for every z.</summary>
     public int HeadFeatures { get; }
 
     /// <summary>The head's hidden linear layer, or null when the head is a single linear layer.</summary>
@@ -384,8 +384,9 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
             x = block.call(x);
         }
 
-        // B x F x |T| x H x W -> B x F: mean over each T-field's channels and space (T-invariant, z-free).
-        var features = x.mean([2, 3, 4]);
+        // B x F x |T| x H x W -> B x F: mean over each T-field's channels and space (T-invariant, z-free); with
+        // MeanAndMax also the mean over each T-field's channels of their spatial maxima (B x 2F).
+        var features = InvariantHead.Pool(x, Spec.Template.HeadPooling);
         if (hidden is not null)
         {
             features = nn.functional.elu(DeviceOps.BatchNorm(headNorm!, hidden.call(features)), alpha: 1.0);

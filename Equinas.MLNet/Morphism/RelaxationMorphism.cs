@@ -98,8 +98,14 @@ internal static class RelaxationMorphism
             }
             else
             {
-                // The head averages each field over the group: mean over G of f_d = mean over t of (mean over H of f_(d,t)).
-                overrides[result.Head.FirstLinear.weight!] = network.Head.FirstLinear.weight!.repeat_interleave(r, dim: 1) / r;
+                // Every head feature is a mean over the group of a per-channel statistic (the spatial mean, and with
+                // MeanAndMax the spatial maximum): mean over G of s_d = mean over t of (mean over H of s_(d,t)). Each
+                // block of features (the means, then the maxima) is re-read field by field.
+                var firstWeight = network.Head.FirstLinear.weight!;
+                int blocks = InvariantHead.FeaturesPerField(spec.HeadPooling);
+                overrides[result.Head.FirstLinear.weight!] = blocks == 1
+                    ? firstWeight.repeat_interleave(r, dim: 1) / r
+                    : torch.cat(firstWeight.chunk(blocks, dim: 1).Select(w => w.repeat_interleave(r, dim: 1) / r).ToArray(), 1);
             }
 
             CopyState(network, result, overrides);

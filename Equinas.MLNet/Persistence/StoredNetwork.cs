@@ -117,6 +117,12 @@ internal sealed record NetworkDescription
 
     public required int HeadHidden { get; init; }
 
+    /// <summary>
+    /// What the head reads from each field ("MeanAndMax"); absent for the mean alone, so that models of the default head,
+    /// and every model saved before the field existed (2026-12-02), read as before.
+    /// </summary>
+    public string? HeadPooling { get; init; }
+
     /// <summary>Member groups of every mixed layer.</summary>
     public string[]? Members { get; init; }
 
@@ -151,6 +157,7 @@ internal sealed record NetworkDescription
             PoolAfter = spec.PoolAfter.ToArray(),
             Classes = spec.Classes,
             HeadHidden = spec.HeadHidden,
+            HeadPooling = spec.HeadPooling == Nn.Layers.HeadPooling.Mean ? null : spec.HeadPooling.ToString(),
             Members = mixed?.Spec.Members.Select(m => m.Name).ToArray(),
             Initialization = mixed?.Spec.Initialization.ToString(),
             Temperature = mixed?.Spec.Temperature,
@@ -169,16 +176,22 @@ internal sealed record NetworkDescription
         try
         {
             var groups = Groups.Select(SymmetryGroup.Parse).ToArray();
+            var pooling = Nn.Layers.HeadPooling.Mean;
+            if (HeadPooling is not null && !Enum.TryParse(HeadPooling, ignoreCase: false, out pooling))
+            {
+                throw new InvalidDataException($"The stored head pooling '{HeadPooling}' is not one of {string.Join(", ", Enum.GetNames<Nn.Layers.HeadPooling>())}.");
+            }
+
             switch (Kind)
             {
                 case NetworkKind.Fixed:
                     var layers = groups.Zip(Widths, (g, f) => new LayerSpec(g, f)).ToArray();
-                    return new GroupCnn(new NetworkSpec(InputChannels, layers, KernelSize, PoolAfter, Classes, HeadHidden));
+                    return new GroupCnn(new NetworkSpec(InputChannels, layers, KernelSize, PoolAfter, Classes, HeadHidden) { HeadPooling = pooling });
                 case NetworkKind.Mixed when (MixedFormat ?? 1) != CurrentMixedFormat:
                     throw new InvalidDataException(
                         $"This differentiable-search model uses mixed-network format {MixedFormat ?? 1} (saved by Equinas.MLNet before 2026-12-01, whose mixed layers laid members out inconsistently and were not invariant to what they reported); this version reads format {CurrentMixedFormat} only. Train the model again (models with one group per layer, from any search mode, still load).");
                 case NetworkKind.Mixed when Members is not null:
-                    var template = NetworkSpec.FromChannels(InputChannels, NetworkPresets.Uniform(SymmetryGroup.C1, Widths.Length), Widths, KernelSize, PoolAfter, Classes, HeadHidden);
+                    var template = NetworkSpec.FromChannels(InputChannels, NetworkPresets.Uniform(SymmetryGroup.C1, Widths.Length), Widths, KernelSize, PoolAfter, Classes, HeadHidden) with { HeadPooling = pooling };
                     var initialization = Enum.Parse<AlphaInitialization>(Initialization ?? nameof(AlphaInitialization.Uniform));
                     return new MixedGroupCnn(new MixedNetworkSpec(template, Members.Select(SymmetryGroup.Parse).ToArray(), initialization, Temperature ?? 1.0));
                 default:

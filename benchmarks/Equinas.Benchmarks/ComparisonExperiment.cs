@@ -10,6 +10,7 @@ using Equinas.MLNet.Search.Differentiable;
 using Equinas.MLNet.Search.Evolution;
 using Equinas.MLNet.Search.Execution;
 using Equinas.MLNet.Search.Training;
+using Equinas.MLNet.Nn.Layers;
 using TorchSharp;
 
 namespace Equinas.Benchmarks;
@@ -42,7 +43,8 @@ internal static class ComparisonExperiment
         int threads = args.Threads;
         var variants = args.Text("variants", string.Join(",", AllVariants)).Split(',', StringSplitOptions.RemoveEmptyEntries);
         var seeds = args.Text("seeds", "1,2,3").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray();
-        var methods = args.Text("methods", "evolve,copy,differentiable").Split(',', StringSplitOptions.RemoveEmptyEntries).ToHashSet(StringComparer.Ordinal);
+        // "none": no search, only the fixed networks (trained as long; compute-matched where a search was recorded).
+        var methods = args.Text("methods", "evolve,copy,differentiable").Split(',', StringSplitOptions.RemoveEmptyEntries).Where(m => m != "none").ToHashSet(StringComparer.Ordinal);
         string output = args.Text("out", Path.Combine("docs", "results", "comparison"));
         bool summaryOnly = args.Int("summary-only", 0) != 0;
         // Smoke tests only: the first N images of each split (the results page then names the limit).
@@ -59,6 +61,15 @@ internal static class ComparisonExperiment
         }
 
         bool controls = controlsText == "yes";
+        // "mean-max": every network's head also reads the group mean of each channel's spatial maximum
+        // (HeadPooling.MeanAndMax); its rows are a variant of their own ("d4 mean+max head").
+        string headText = args.Text("head", "mean");
+        if (headText is not ("mean" or "mean-max"))
+        {
+            throw new ArgumentException($"--head: expected mean or mean-max; found '{headText}'.");
+        }
+
+        var head = headText == "mean" ? HeadPooling.Mean : HeadPooling.MeanAndMax;
         args.RejectUnknown();
         foreach (var v in variants)
         {
@@ -72,7 +83,7 @@ internal static class ComparisonExperiment
         {
             if (m is not ("evolve" or "copy" or "differentiable" or "evolve-se" or "evolve-accuracy"))
             {
-                throw new ArgumentException($"--methods: '{m}' is not one of evolve, copy, differentiable, evolve-se, evolve-accuracy.");
+                throw new ArgumentException($"--methods: '{m}' is not one of evolve, copy, differentiable, evolve-se, evolve-accuracy, none.");
             }
         }
 
@@ -88,7 +99,7 @@ internal static class ComparisonExperiment
             {
                 foreach (int seed in seeds)
                 {
-                    RunOne(digits, variant, seed, methods, threads, machine, rowsPath, limit, resume, controls);
+                    RunOne(digits, variant, seed, methods, threads, machine, rowsPath, limit, resume, controls, head);
                 }
             }
         }
@@ -105,13 +116,18 @@ internal static class ComparisonExperiment
         _ => (digits.Augmented(DigitSplit.Train, SymmetryGroup.D4, 101), digits.Augmented(DigitSplit.Validation, SymmetryGroup.D4, 102), digits.Augmented(DigitSplit.Test, SymmetryGroup.D4, 103)),
     };
 
-    private static void RunOne(ShippedDigits digits, string variant, int seed, HashSet<string> methods, int threads, string machine, string rowsPath, int limit, bool resume, bool controls)
+    private static void RunOne(ShippedDigits digits, string variant, int seed, HashSet<string> methods, int threads, string machine, string rowsPath, int limit, bool resume, bool controls, HeadPooling head)
     {
         var (train, validation, test) = Data(digits, variant);
         if (limit > 0)
         {
             (train, validation, test) = (Take(train, limit), Take(validation, limit), Take(test, limit));
             variant += $" (first {limit})";
+        }
+
+        if (head == HeadPooling.MeanAndMax)
+        {
+            variant += " mean+max head";
         }
 
         using var _train = train;
@@ -121,7 +137,7 @@ internal static class ComparisonExperiment
         int batch = training.BatchSize;
         int stepsPerEpoch = SearchDefaults.StepsPerEpoch(train.Count, batch);
         // The trainer's defaults, resolved for this data as the trainer resolves them.
-        var template = digits.DefaultNetwork();
+        var template = digits.DefaultNetwork() with { HeadPooling = head };
         double epochs = SearchDefaults.EpochsFor(train.Count, batch);
         var evolution = new EvolutionOptions { Seed = seed, Training = training, EpochsPerGeneration = SearchDefaults.EpochsPerGenerationFor(train.Count, batch) };
         evolution = evolution with { FinalEpochs = SearchDefaults.FinalEpochsFor(train.Count, batch, (evolution.Generations + 1) * evolution.EpochsPerGeneration) };

@@ -153,6 +153,32 @@ public class LayerEquivarianceTests : TorchTestBase
         AssertEquivariant(head, torch.randn([5, 3, group.Order, height, width]), group);
     }
 
+    [Theory]
+    [MemberData(nameof(GroupsAndSizes))]
+    public void Mean_and_max_head_is_invariant_and_reads_the_group_means_of_both_statistics(string groupName, int height, int width)
+    {
+        using var scope = NewDisposeScope();
+        var group = SymmetryGroup.Parse(groupName);
+        using var head = new InvariantHead(3, group, hiddenWidth: 8, classes: 4, HeadPooling.MeanAndMax);
+        Assert.Equal(6, head.Features);
+        Assert.Equal([8L, 6L], head.FirstLinear.weight!.shape);
+        head.eval();
+        var x = torch.randn([5, 3, group.Order, height, width]);
+        AssertEquivariant(head, x, group);
+
+        // The features: per field the mean over the group and the plane, then per field the group mean of each channel's
+        // maximum over the plane, computed here element by element.
+        var features = InvariantHead.Pool(x, HeadPooling.MeanAndMax);
+        Assert.Equal([5L, 6L], features.shape);
+        for (int f = 0; f < 3; f++)
+        {
+            var field = x[.., f];
+            Assert.True(features[.., f].allclose(field.mean([1, 2, 3]), rtol: 1e-6, atol: 1e-6));
+            var maxima = Enumerable.Range(0, group.Order).Select(c => field[.., c].amax([1, 2])).Aggregate((a, b) => a + b) / group.Order;
+            Assert.True(features[.., 3 + f].allclose(maxima, rtol: 1e-6, atol: 1e-6));
+        }
+    }
+
     [Fact]
     public void Trivial_group_layers_are_ordinary_convolutions()
     {

@@ -1,5 +1,6 @@
 using Equinas.MLNet.Groups;
 using Equinas.MLNet.Groups.Actions;
+using Equinas.MLNet.Nn.Layers;
 using Equinas.MLNet.Nn.Networks;
 using TorchSharp;
 using Xunit;
@@ -80,6 +81,40 @@ public class NetworkTests : TorchTestBase
             var errors = InvarianceErrors(net, images, last.Elements);
             Assert.All(errors, e => Assert.True(e < Tolerance, $"D4-{middle}-{last}: error {e:E2}"));
         }
+    }
+
+    [Theory]
+    [InlineData(12)]
+    [InlineData(13)]
+    public void Every_lattice_chain_network_with_a_mean_and_max_head_is_invariant_exactly_to_its_last_group(int size)
+    {
+        using var scope = NewDisposeScope();
+        var images = torch.rand(3, 1, size, size);
+        foreach (var last in SymmetryGroup.All)
+        {
+            var middle = SymmetryGroup.All.First(g => last.IsSubgroupOf(g) && g.Order == Math.Min(8, last.Order * 2));
+            var spec = SmallSpec(SymmetryGroup.D4, middle, middle, last, last) with { HeadPooling = HeadPooling.MeanAndMax };
+            using var net = new GroupCnn(spec);
+            Assert.Equal(2 * spec.Layers[^1].Fields, net.Head.Features);
+            net.eval();
+            var errors = InvarianceErrors(net, images, D4Element.All);
+            foreach (var g in D4Element.All)
+            {
+                double error = errors[Array.IndexOf(D4Element.All.ToArray(), g)];
+                Assert.True(last.Contains(g) ? error < Tolerance : error > 1e-4, $"D4-{middle}-{last}, element {g}: error {error:E2}");
+            }
+        }
+    }
+
+    [Fact]
+    public void The_head_pooling_survives_every_change_of_groups_or_layers()
+    {
+        var spec = SmallSpec() with { HeadPooling = HeadPooling.MeanAndMax };
+        Assert.Equal(HeadPooling.MeanAndMax, spec.WithGroups(NetworkPresets.Uniform(SymmetryGroup.C4, 5)).HeadPooling);
+        Assert.Equal(HeadPooling.MeanAndMax, spec.WithLayers(spec.Layers.Select(l => l with { Fields = l.Fields * 2 }).ToArray()).HeadPooling);
+        Assert.Equal(HeadPooling.MeanAndMax, Equinas.MLNet.Morphism.RelaxationMorphism.RelaxedSpec(spec, 4, SymmetryGroup.C4).HeadPooling);
+        Assert.NotEqual(spec, SmallSpec());
+        Assert.Equal(HeadPooling.Mean, SmallSpec().HeadPooling);
     }
 
     [Fact]

@@ -6,10 +6,27 @@ using static TorchSharp.torch;
 
 namespace Equinas.MLNet.Nn.Layers;
 
+/// <summary>The invariant features the head reads from each field of the last layer.</summary>
+internal enum HeadPooling
+{
+    /// <summary>One per field: the mean over the field's |G| channels and over space (the paper's head).</summary>
+    Mean,
+
+    /// <summary>
+    /// Two per field: that mean, and the mean over the field's |G| channels of each channel's maximum over space. Both
+    /// are means over the group of a per-channel statistic, so a G-field's features are the averages of its H-fields'
+    /// features under the restriction G -> H, and the relaxation morphism stays exact; the maximum over the group
+    /// (the common G-CNN choice) is not such an average and would not.
+    /// </summary>
+    MeanAndMax,
+}
+
 /// <summary>
 /// The invariant classifier head: mean over the group axis (group pooling) and over space gives one invariant value
-/// per field; then Linear -> BatchNorm -> ELU -> Linear (the paper's head), or a single Linear when the hidden width
-/// is 0. Mean pooling keeps the head linear in the fields, which the relaxation morphism relies on.
+/// per field (with <see cref="HeadPooling.MeanAndMax"/> also the group mean of each channel's spatial maximum); then
+/// Linear -> BatchNorm -> ELU -> Linear (the paper's head), or a single Linear when the hidden width is 0. Every
+/// feature is a mean over the group of a per-channel statistic, which keeps the head linear in the fields' group means,
+/// as the relaxation morphism relies on.
 /// </summary>
 internal sealed class InvariantHead : EquivariantModule
 {
@@ -19,7 +36,7 @@ internal sealed class InvariantHead : EquivariantModule
     private readonly Linear output;
 #pragma warning restore IDE1006
 
-    public InvariantHead(int fields, SymmetryGroup group, int hiddenWidth, int classes) : base(nameof(InvariantHead))
+    public InvariantHead(int fields, SymmetryGroup group, int hiddenWidth, int classes, HeadPooling pooling = HeadPooling.Mean) : base(nameof(InvariantHead))
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(fields);
         ArgumentOutOfRangeException.ThrowIfNegative(hiddenWidth);
@@ -28,13 +45,14 @@ internal sealed class InvariantHead : EquivariantModule
         Fields = fields;
         HiddenWidth = hiddenWidth;
         Classes = classes;
+        Pooling = pooling;
         if (hiddenWidth > 0)
         {
-            hidden = nn.Linear(fields, hiddenWidth);
+            hidden = nn.Linear(Features, hiddenWidth);
             norm = nn.BatchNorm1d(hiddenWidth);
         }
 
-        output = nn.Linear(hiddenWidth > 0 ? hiddenWidth : fields, classes);
+        output = nn.Linear(hiddenWidth > 0 ? hiddenWidth : Features, classes);
         RegisterComponents();
     }
 
@@ -45,6 +63,15 @@ internal sealed class InvariantHead : EquivariantModule
     public int HiddenWidth { get; }
 
     public int Classes { get; }
+
+    /// <summary>What the head reads from each field.</summary>
+    public HeadPooling Pooling { get; }
+
+    /// <summary>Invariant features per field: 1, or 2 with <see cref="HeadPooling.MeanAndMax"/>.</summary>
+    public static int FeaturesPerField(HeadPooling pooling) => pooling == HeadPooling.MeanAndMax ? 2 : 1;
+
+    /// <summary>Invariant features the first linear layer reads: <see cref="Fields"/> times the features per field, the means first.</summary>
+    public int Features => Fields * FeaturesPerField(Pooling);
 
     /// <summary>The first linear layer, which reads the pooled fields.</summary>
     public Linear FirstLinear => hidden ?? output;
@@ -62,14 +89,29 @@ internal sealed class InvariantHead : EquivariantModule
 
     public override SymmetryGroup? OutputGroup => null;
 
-    /// <summary>Group pooling (mean) then spatial mean: <c>B x F x |G| x H x W</c> to <c>B x F</c>.</summary>
-    public static Tensor Pool(Tensor input) => GroupPool.Functional(input, GroupPoolMode.Mean).mean([2, 3]);
+    /// <summary>
+    /// Group pooling (mean) then spatial mean: <c>B x F x |G| x H x W</c> to <c>B x F</c>; with
+    /// <see cref="HeadPooling.MeanAndMax"/>, <c>B x 2F</c>: those means, then per field the mean over the group of each
+    /// channel's maximum over space.
+    /// </summary>
+    public static Tensor Pool(Tensor input, HeadPooling pooling = HeadPooling.Mean)
+    {
+        if (pooling == HeadPooling.Mean)
+        {
+            return GroupPool.Functional(input, GroupPoolMode.Mean).mean([2, 3]);
+        }
+
+        using var scope = NewDisposeScope();
+        var means = input.mean([2, 3, 4]);
+        var maxima = input.amax([3, 4]).mean([2]);
+        return torch.cat([means, maxima], 1).MoveToOuterDisposeScope();
+    }
 
     public override Tensor forward(Tensor input)
     {
         CheckFeatureMap(input, Group, Fields, nameof(InvariantHead));
         using var scope = NewDisposeScope();
-        var features = Pool(input);
+        var features = Pool(input, Pooling);
         if (hidden is not null)
         {
             features = nn.functional.elu(DeviceOps.BatchNorm(norm!, hidden.call(features)), alpha: 1.0);

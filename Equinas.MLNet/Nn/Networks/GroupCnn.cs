@@ -109,7 +109,7 @@ internal sealed class GroupCnn : EquivariantNetwork
             fields = layer.Fields;
         }
 
-        head = new InvariantHead(fields, previous!, spec.HeadHidden, spec.Classes);
+        head = new InvariantHead(fields, previous!, spec.HeadHidden, spec.Classes, spec.HeadPooling);
         RegisterComponents();
         foreach (var (_, tensor) in state_dict())
         {

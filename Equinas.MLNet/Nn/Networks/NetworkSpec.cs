@@ -1,5 +1,6 @@
 #nullable enable
 using Equinas.MLNet.Groups;
+using Equinas.MLNet.Nn.Layers;
 
 namespace Equinas.MLNet.Nn.Networks;
 
@@ -48,6 +49,9 @@ internal sealed record NetworkSpec
 
     /// <summary>Hidden width of the head (0: a single linear layer).</summary>
     public int HeadHidden { get; }
+
+    /// <summary>The invariant features the head reads from each field of the last layer (default: the mean, as the paper).</summary>
+    public HeadPooling HeadPooling { get; init; } = HeadPooling.Mean;
 
     /// <summary>The per-layer groups.</summary>
     public IReadOnlyList<SymmetryGroup> Groups => Layers.Select(l => l.Group).ToArray();
@@ -113,11 +117,11 @@ internal sealed record NetworkSpec
 
     /// <summary>The same widths in scalar channels with other per-layer groups.</summary>
     public NetworkSpec WithGroups(IReadOnlyList<SymmetryGroup> groups) =>
-        FromChannels(InputChannels, groups, Layers.Select(l => l.Channels).ToArray(), KernelSize, PoolAfter, Classes, HeadHidden);
+        FromChannels(InputChannels, groups, Layers.Select(l => l.Channels).ToArray(), KernelSize, PoolAfter, Classes, HeadHidden) with { HeadPooling = HeadPooling };
 
     /// <summary>The same architecture with other layers (validated like every spec: there is no unchecked copy).</summary>
     public NetworkSpec WithLayers(IReadOnlyList<LayerSpec> layers) =>
-        new(InputChannels, layers, KernelSize, PoolAfter, Classes, HeadHidden);
+        new(InputChannels, layers, KernelSize, PoolAfter, Classes, HeadHidden) { HeadPooling = HeadPooling };
 
     private void Validate()
     {

@@ -26,7 +26,8 @@ namespace Equinas.MLNet.Persistence.Onnx;
 /// output <c>Gemm</c>, <c>Softmax</c>.
 /// </para>
 /// <para>
-/// Operators used: Sub, Mul, Conv, Relu, AveragePool, GlobalAveragePool, Flatten, Gemm, Elu, Softmax (on a 2-D
+/// Operators used: Sub, Mul, Conv, Relu, AveragePool, GlobalAveragePool, GlobalMaxPool and Concat (for
+/// <see cref="HeadPooling.MeanAndMax"/>), Flatten, Gemm, Elu, Softmax (on a 2-D
 /// tensor, where opsets before and after 13 agree), so the same nodes serve a standalone opset-18 model and ML.NET's
 /// opset-12 export context.
 /// </para>
@@ -114,17 +115,24 @@ internal static class NetworkOnnx
             }
         }
 
-        // Head: mean over space per channel, then the mean over each field's |G| channels folded into the first layer.
-        x = graph.AddNode("GlobalAveragePool", [x], "head.spatial_mean");
+        // Head: mean over space per channel (with MeanAndMax also the maximum over space, the two concatenated), then
+        // the mean over each field's |G| channels folded into the first layer, block by block.
+        var spatialMean = graph.AddNode("GlobalAveragePool", [x], "head.spatial_mean");
+        int blocks = InvariantHead.FeaturesPerField(head.Pooling);
+        x = blocks == 1
+            ? spatialMean
+            : graph.AddNode("Concat", [spatialMean, graph.AddNode("GlobalMaxPool", [x], "head.spatial_max")], "head.statistics", [OnnxAttribute.Int("axis", 1)]);
         x = graph.AddNode("Flatten", [x], "head.features", [OnnxAttribute.Int("axis", 1)]);
         long lastChannels = stages[^1].Filter.shape[0];
         var first = head.Hidden ?? head.Output;
-        if (first.weight!.shape[1] * head.Order != lastChannels)
+        if (first.weight!.shape[1] * head.Order != lastChannels * blocks)
         {
-            throw new InvalidOperationException($"The head reads {first.weight.shape[1]} fields of {head.Order} channels, but the last layer has {lastChannels} channels.");
+            throw new InvalidOperationException($"The head reads {first.weight.shape[1]} features ({blocks} per field of {head.Order} channels), but the last layer has {lastChannels} channels.");
         }
 
-        var firstWeight = first.weight.repeat_interleave(head.Order, dim: 1) / (double)head.Order;
+        var firstWeight = blocks == 1
+            ? first.weight.repeat_interleave(head.Order, dim: 1) / (double)head.Order
+            : torch.cat(first.weight.chunk(blocks, dim: 1).Select(w => w.repeat_interleave(head.Order, dim: 1) / (double)head.Order).ToArray(), 1);
         string logits;
         if (head.Hidden is not null)
         {
@@ -145,7 +153,7 @@ internal static class NetworkOnnx
     private sealed record Stage(Tensor Filter, Tensor? Bias, BatchNorm1d Norm, int Order, EquivariantPool2d? Pool);
 
     /// <summary>The head: the order of the last group (its fields' channels are averaged), the hidden layer with its norm (or none) and the output layer.</summary>
-    private sealed record Head(int Order, Linear? Hidden, BatchNorm1d? HiddenNorm, Linear Output);
+    private sealed record Head(int Order, Linear? Hidden, BatchNorm1d? HiddenNorm, Linear Output, HeadPooling Pooling);
 
     private static (IReadOnlyList<Stage> Stages, Head Head) Plan(EquivariantNetwork network)
     {
@@ -168,7 +176,7 @@ internal static class NetworkOnnx
                 }
 
                 var head = cnn.Head;
-                return (stages, new Head(head.Group.Order, head.Hidden, head.HiddenNorm, head.Output));
+                return (stages, new Head(head.Group.Order, head.Hidden, head.HiddenNorm, head.Output, head.Pooling));
             }
 
             case MixedGroupCnn mixed:
@@ -176,7 +184,7 @@ internal static class NetworkOnnx
                 var stages = mixed.Blocks
                     .Select(block => new Stage(block.Conv.EvaluationFilter(), null, block.Norm.Inner, block.Norm.Top.Order, block.Pool))
                     .ToArray();
-                return (stages, new Head(mixed.Spec.Top.Order, mixed.Hidden, mixed.HeadNorm, mixed.Output));
+                return (stages, new Head(mixed.Spec.Top.Order, mixed.Hidden, mixed.HeadNorm, mixed.Output, mixed.Spec.Template.HeadPooling));
             }
 
             default:
