@@ -148,6 +148,33 @@ public sealed class DefaultsTests : TorchTestBase
         Assert.False(off.CheckpointSettings(1, 100, 10, 1, 28, 28).ContainsKey("SimplestWithinStandardError"));
     }
 
+    [Fact]
+    public void The_mean_and_max_head_reaches_the_network_the_settings_and_the_saved_model()
+    {
+        using var parameters = FitEvolutionOnDigits(new EquivariantImageClassificationTrainer.Options
+        {
+            SearchMode = SearchMode.Evolutionary,
+            Generations = 1,
+            PopulationSize = 1,
+            EpochsPerGeneration = 0.25,
+            FinalEpochs = 0,
+            Moves = EvolutionMoves.Paper,
+            HeadPooling = HeadPoolingMode.MeanAndMax,
+            Seed = 3,
+        });
+        Assert.Equal("MeanAndMax", parameters.History.Settings!["HeadPooling"]);
+        var stored = parameters.Stored.Description;
+        Assert.Equal("MeanAndMax", stored.HeadPooling);
+        // The head reads two features per field of the last layer: the relaxed candidates kept that too.
+        var network = (Equinas.MLNet.Nn.Networks.GroupCnn)parameters.Stored.Network;
+        Assert.Equal(2 * network.Spec.Layers[^1].Fields, network.Head.FirstLinear.weight!.shape[1]);
+
+        var mean = new EquivariantImageClassificationTrainer.Options { SearchMode = SearchMode.Evolutionary }.Resolve(100, 10);
+        Assert.False(mean.CheckpointSettings(1, 100, 10, 1, 28, 28).ContainsKey("HeadPooling"));
+        var error = Assert.ThrowsAny<ArgumentException>(() => new EquivariantImageClassificationTrainer.Options { HeadPooling = (HeadPoolingMode)7 }.Validate());
+        Assert.Contains("HeadPooling", error.Message);
+    }
+
     /// <summary>Fits <paramref name="options"/> on 200 shipped digits with 60 others as the validation set; the caller disposes the model.</summary>
     private static EquinasModelParameters FitEvolutionOnDigits(EquivariantImageClassificationTrainer.Options options)
     {

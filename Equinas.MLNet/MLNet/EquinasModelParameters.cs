@@ -159,6 +159,9 @@ public sealed partial class EquinasModelParameters : ModelParametersBase<VBuffer
     /// <summary>Gets whether the network is made of [G]-mixed layers (differentiable search, mixture kept).</summary>
     public bool IsMixed => _network.Network.Kind == NetworkKind.Mixed;
 
+    /// <summary>The stored network (for tests and the export).</summary>
+    internal StoredNetwork Stored => _network;
+
     /// <summary>Gets the mixture weights z of every mixed layer (member group name to weight), or null for a network with one group per layer.</summary>
     public IReadOnlyList<IReadOnlyDictionary<string, double>>? Z => _network.Network is MixedGroupCnn mixed
         ? ZByName(mixed.Spec.Members.Select(m => m.Name).ToArray(), mixed.Z())

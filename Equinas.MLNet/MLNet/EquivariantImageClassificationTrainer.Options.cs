@@ -25,6 +25,9 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// <summary>The default hidden units of the head: 32.</summary>
         public const int HeadHidden = SearchDefaults.HeadHidden;
 
+        /// <summary>The default head pooling: <see cref="HeadPoolingMode.Mean"/> (the paper's head).</summary>
+        public const HeadPoolingMode HeadPooling = (HeadPoolingMode)SearchDefaults.HeadPooling;
+
         /// <summary>
         /// The fewest epochs the default training length gives: 3. The default (<see cref="Options.Epochs"/> null) is
         /// this or enough epochs for <see cref="MinimumTrainingSteps"/> weight steps, whichever is more, at most 30.
@@ -191,6 +194,14 @@ public sealed partial class EquivariantImageClassificationTrainer
 
         /// <summary>Gets or sets the hidden units of the invariant classification head. Default 32.</summary>
         public int HeadHidden { get; set; } = Defaults.HeadHidden;
+
+        /// <summary>
+        /// Gets or sets what the invariant head reads from each field of the last layer: the mean over the group and
+        /// the plane (<see cref="HeadPoolingMode.Mean"/>, the default), or also the group mean of the spatial maxima
+        /// (<see cref="HeadPoolingMode.MeanAndMax"/>, twice the features). Both keep every guarantee of invariance and of
+        /// exact relaxation. Saved with the model.
+        /// </summary>
+        public HeadPoolingMode HeadPooling { get; set; } = Defaults.HeadPooling;
 
         /// <summary>
         /// Gets or sets the epochs the final model trains (fractions allowed): all of fixed training, the differentiable
@@ -422,6 +433,12 @@ public sealed partial class EquivariantImageClassificationTrainer
                 ["TrainImages"] = Text(trainImages),
                 ["ValidationImages"] = Text(validationImages),
             };
+            // Recorded only when not the mean, so that checkpoints written before the option existed still match.
+            if (HeadPooling != HeadPoolingMode.Mean)
+            {
+                settings[nameof(HeadPooling)] = HeadPooling.ToString();
+            }
+
             switch (SearchMode)
             {
                 case SearchMode.Evolutionary:
@@ -491,6 +508,7 @@ public sealed partial class EquivariantImageClassificationTrainer
             Require(KernelSize > 0 && KernelSize % 2 == 1, nameof(KernelSize), "a positive odd number", KernelSize);
             Require(PoolAfter is null || PoolAfter.All(p => p >= 0 && p < ChannelsOrDefault.Count), nameof(PoolAfter), $"layer indices in [0, {ChannelsOrDefault.Count})", Show(PoolAfter));
             Require(HeadHidden > 0, nameof(HeadHidden), "a positive number", HeadHidden);
+            Require(Enum.IsDefined(HeadPooling), nameof(HeadPooling), "Mean or MeanAndMax", HeadPooling);
             Require(Epochs is null || (Epochs > 0 && double.IsFinite(Epochs.Value)), nameof(Epochs), "a positive number or null", Epochs);
             Require(BatchSize > 0, nameof(BatchSize), "a positive number", BatchSize);
             Require(LearningRate > 0 && double.IsFinite(LearningRate), nameof(LearningRate), "a positive number", LearningRate);

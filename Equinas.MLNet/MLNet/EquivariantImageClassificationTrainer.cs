@@ -215,7 +215,10 @@ public sealed partial class EquivariantImageClassificationTrainer
         o = o.Resolve(data.Train.Count, data.Classes);
         var template = NetworkSpec.FromChannels(
             data.Spec.Channels, NetworkPresets.Uniform(SymmetryGroup.C1, o.ChannelsOrDefault.Count), o.ChannelsOrDefault, o.KernelSize,
-            o.PoolAfterFor(data.Spec.Height, data.Spec.Width), data.Classes, o.HeadHidden);
+            o.PoolAfterFor(data.Spec.Height, data.Spec.Width), data.Classes, o.HeadHidden) with
+        {
+            HeadPooling = (Nn.Layers.HeadPooling)o.HeadPooling,
+        };
         var reporter = new RunReporter(o.SearchMode, o.TopGroup.Name, o.Progress, ch, watch);
         int threads = TrainingThreads.Resolve(o.ThreadsPerWorker, candidates: o.SearchMode == SearchMode.Evolutionary);
         using var checkpoints = OpenCheckpoints(o, data, seed, threads, ch);

@@ -13,6 +13,9 @@ internal static class SearchDefaults
     public const string Group = "D4";
     public const int KernelSize = NetworkPresets.SmallKernelSize;
     public const int HeadHidden = NetworkPresets.SmallHeadHidden;
+
+    /// <summary>What the head reads by default: the mean over the group and the plane (the paper's head).</summary>
+    public const Nn.Layers.HeadPooling HeadPooling = Nn.Layers.HeadPooling.Mean;
     public const double Epochs = 3;
     public const int BatchSize = 64;
     public const double LearningRate = 1e-3;

@@ -9,8 +9,8 @@ namespace Equinas.MLNet.Nn.Layers;
 /// <summary>The invariant features the head reads from each field of the last layer.</summary>
 internal enum HeadPooling
 {
-    /// <summary>One per field: the mean over the field's |G| channels and over space (the paper's head).</summary>
-    Mean,
+    /// <summary>One per field: the mean over the field's |G| channels and over space (the paper's head). The values match the public <c>HeadPoolingMode</c>.</summary>
+    Mean = 0,
 
     /// <summary>
     /// Two per field: that mean, and the mean over the field's |G| channels of each channel's maximum over space. Both
@@ -18,7 +18,7 @@ internal enum HeadPooling
     /// features under the restriction G -> H, and the relaxation morphism stays exact; the maximum over the group
     /// (the common G-CNN choice) is not such an average and would not.
     /// </summary>
-    MeanAndMax,
+    MeanAndMax = 1,
 }
 
 /// <summary>
