@@ -26,9 +26,9 @@ internal sealed record RunSettings
 
     public int Population { get; init; } = 2;
 
-    public double EpochsPerGeneration { get; init; } = 0.3;
+    public double EpochsPerGeneration { get; init; } = 0.2;
 
-    public double FinalEpochs { get; init; } = 0.8;
+    public double FinalEpochs { get; init; } = 0.6;
 
     public string Moves { get; init; } = "paper";
 
