@@ -386,7 +386,9 @@ internal sealed class MixedGroupCnn : EquivariantNetwork
 
         // B x F x |T| x H x W -> B x F: mean over each T-field's channels and space (T-invariant, z-free); with
         // MeanAndMax also the mean over each T-field's channels of their spatial maxima (B x 2F).
-        var features = InvariantHead.Pool(x, Spec.Template.HeadPooling);
+        // The mean head keeps its one reduction over [2, 3, 4] (InvariantHead.Pool reduces the group first, which
+        // rounds otherwise), so mixed networks compute what they computed before the option existed, bit for bit.
+        var features = Spec.Template.HeadPooling == HeadPooling.Mean ? x.mean([2, 3, 4]) : InvariantHead.Pool(x, Spec.Template.HeadPooling);
         if (hidden is not null)
         {
             features = nn.functional.elu(DeviceOps.BatchNorm(headNorm!, hidden.call(features)), alpha: 1.0);
