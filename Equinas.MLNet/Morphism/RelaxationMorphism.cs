@@ -101,11 +101,7 @@ internal static class RelaxationMorphism
                 // Every head feature is a mean over the group of a per-channel statistic (the spatial mean, and with
                 // MeanAndMax the spatial maximum): mean over G of s_d = mean over t of (mean over H of s_(d,t)). Each
                 // block of features (the means, then the maxima) is re-read field by field.
-                var firstWeight = network.Head.FirstLinear.weight!;
-                int blocks = InvariantHead.FeaturesPerField(spec.HeadPooling);
-                overrides[result.Head.FirstLinear.weight!] = blocks == 1
-                    ? firstWeight.repeat_interleave(r, dim: 1) / r
-                    : torch.cat(firstWeight.chunk(blocks, dim: 1).Select(w => w.repeat_interleave(r, dim: 1) / r).ToArray(), 1);
+                overrides[result.Head.FirstLinear.weight!] = InvariantHead.SpreadWeight(network.Head.FirstLinear.weight!, spec.HeadPooling, r);
             }
 
             CopyState(network, result, overrides);

@@ -70,6 +70,19 @@ internal sealed class InvariantHead : EquivariantModule
     /// <summary>Invariant features per field: 1, or 2 with <see cref="HeadPooling.MeanAndMax"/>.</summary>
     public static int FeaturesPerField(HeadPooling pooling) => pooling == HeadPooling.MeanAndMax ? 2 : 1;
 
+    /// <summary>
+    /// The first linear layer's weight re-read for a head whose every field was split into <paramref name="factor"/>
+    /// fields (relaxation: [G : H]; the ONNX export: a field's |G| channels): each block of features (the means, then
+    /// the maxima) has every column repeated <paramref name="factor"/> times and divided by it.
+    /// </summary>
+    public static Tensor SpreadWeight(Tensor weight, HeadPooling pooling, int factor)
+    {
+        int blocks = FeaturesPerField(pooling);
+        return blocks == 1
+            ? weight.repeat_interleave(factor, dim: 1) / (double)factor
+            : torch.cat(weight.chunk(blocks, dim: 1).Select(w => w.repeat_interleave(factor, dim: 1) / (double)factor).ToArray(), 1);
+    }
+
     /// <summary>Invariant features the first linear layer reads: <see cref="Fields"/> times the features per field, the means first.</summary>
     public int Features => Fields * FeaturesPerField(Pooling);
 

@@ -130,9 +130,7 @@ internal static class NetworkOnnx
             throw new InvalidOperationException($"The head reads {first.weight.shape[1]} features ({blocks} per field of {head.Order} channels), but the last layer has {lastChannels} channels.");
         }
 
-        var firstWeight = blocks == 1
-            ? first.weight.repeat_interleave(head.Order, dim: 1) / (double)head.Order
-            : torch.cat(first.weight.chunk(blocks, dim: 1).Select(w => w.repeat_interleave(head.Order, dim: 1) / (double)head.Order).ToArray(), 1);
+        var firstWeight = InvariantHead.SpreadWeight(first.weight, head.Pooling, head.Order);
         string logits;
         if (head.Hidden is not null)
         {
