@@ -23,7 +23,9 @@ namespace Equinas.Benchmarks;
 /// restarts, no relaxation); with <c>--methods evolve-se</c> or <c>evolve-accuracy</c> also EquiNAS_E with the
 /// one-standard-error selection rule (<c>SimplestWithinStandardError</c>) on or off, and <c>--controls no</c> skips the
 /// fixed and retrained networks;</item>
-/// <item>EquiNAS_D (default epochs), keeping the mixture;</item>
+/// <item>EquiNAS_D (default epochs, or <c>--d-steps N</c>), keeping the mixture; with <c>--methods
+/// differentiable-sampled</c> also the engine's sampled-chain search (score-function gradient, symmetry prior
+/// <c>--d-prior</c>, warm-up <c>--d-warmup</c> epochs out of the same budget), keeping its largest-z chain;</item>
 /// <item>each search's architecture retrained from scratch for the default training length (the paper's "retrain");</item>
 /// <item>fixed all-C1, all-C4 and all-D4 networks trained the default length (as long as the searches' final
 /// models), then trained on to as many weight steps as the whole evolutionary search (every candidate), each
@@ -70,6 +72,13 @@ internal static class ComparisonExperiment
         }
 
         var head = headText == "mean" ? HeadPooling.Mean : HeadPooling.MeanAndMax;
+        // "differentiable-sampled": EquiNAS_D training sampled chains (score-function gradient) with a symmetry prior
+        // and a warm-up on drawn chains, the setting that kept the known-answer chains inside the labels' symmetry;
+        // its warm-up comes out of the same step budget, and its kept chain is also retrained from scratch.
+        // --d-steps N: both differentiable searches train N weight steps instead of the default (their rows then carry
+        // the step count in their method, "EquiNAS_D (4301 steps)", beside the default's).
+        int dSteps = args.Int("d-steps", 0);
+        var sampled = new SampledSettings(args.Double("d-prior", 0.01), args.Double("d-warmup", 1.4), args.Text("d-gradient", "score") == "score", dSteps);
         args.RejectUnknown();
         foreach (var v in variants)
         {
@@ -81,9 +90,9 @@ internal static class ComparisonExperiment
 
         foreach (var m in methods)
         {
-            if (m is not ("evolve" or "copy" or "differentiable" or "evolve-se" or "evolve-accuracy"))
+            if (m is not ("evolve" or "copy" or "differentiable" or "differentiable-sampled" or "evolve-se" or "evolve-accuracy"))
             {
-                throw new ArgumentException($"--methods: '{m}' is not one of evolve, copy, differentiable, evolve-se, evolve-accuracy, none.");
+                throw new ArgumentException($"--methods: '{m}' is not one of evolve, copy, differentiable, differentiable-sampled, evolve-se, evolve-accuracy, none.");
             }
         }
 
@@ -99,7 +108,7 @@ internal static class ComparisonExperiment
             {
                 foreach (int seed in seeds)
                 {
-                    RunOne(digits, variant, seed, methods, threads, machine, rowsPath, limit, resume, controls, head);
+                    RunOne(digits, variant, seed, methods, threads, machine, rowsPath, limit, resume, controls, head, sampled);
                 }
             }
         }
@@ -116,7 +125,7 @@ internal static class ComparisonExperiment
         _ => (digits.Augmented(DigitSplit.Train, SymmetryGroup.D4, 101), digits.Augmented(DigitSplit.Validation, SymmetryGroup.D4, 102), digits.Augmented(DigitSplit.Test, SymmetryGroup.D4, 103)),
     };
 
-    private static void RunOne(ShippedDigits digits, string variant, int seed, HashSet<string> methods, int threads, string machine, string rowsPath, int limit, bool resume, bool controls, HeadPooling head)
+    private static void RunOne(ShippedDigits digits, string variant, int seed, HashSet<string> methods, int threads, string machine, string rowsPath, int limit, bool resume, bool controls, HeadPooling head, SampledSettings sampled)
     {
         var (train, validation, test) = Data(digits, variant);
         if (limit > 0)
@@ -225,19 +234,53 @@ internal static class ComparisonExperiment
             SearchAndRecord(label, evolution with { SimplestWithinStandardError = rule }).Result.Dispose();
         }
 
-        if (methods.Contains("differentiable") && recorded.TryGetValue("EquiNAS_D", out var doneD))
+        // The differentiable searches' length: the default, or --d-steps (named in the method).
+        double dEpochs = sampled.Steps > 0 ? (double)sampled.Steps / stepsPerEpoch : epochs;
+        string dSuffix = sampled.Steps > 0 ? $" ({sampled.Steps} steps)" : "";
+        string dLabel = "EquiNAS_D" + dSuffix;
+        if (methods.Contains("differentiable") && recorded.TryGetValue(dLabel, out var doneD))
         {
             Console.WriteLine($"  {doneD.Method,-28} recorded already ({doneD.Architecture})");
-            retrain.Add(("EquiNAS_D retrained", DifferentiableSearch.Chain(Groups(doneD.Architecture))));
+            retrain.Add((dLabel + " retrained", DifferentiableSearch.Chain(Groups(doneD.Architecture))));
         }
         else if (methods.Contains("differentiable"))
         {
             var watch = Stopwatch.StartNew();
             using var threadsScope = TrainingThreads.Use(threads);
-            using var result = new DifferentiableSearch(new DifferentiableOptions { Seed = seed, Training = training, Epochs = epochs }).Run(template, train, validation);
+            using var result = new DifferentiableSearch(new DifferentiableOptions { Seed = seed, Training = training, Epochs = dEpochs }).Run(template, train, validation);
             var validationAccuracy = result.History.Count > 0 ? result.History[^1].Validation.Accuracy : double.NaN;
-            Record(new Row("EquiNAS_D", string.Join("-", result.ArgmaxGroups.Select(g => g.Name)) + " (mixture)", result.Network.ParameterCount, Steps(epochs), validationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, 1));
-            retrain.Add(("EquiNAS_D retrained", DifferentiableSearch.Chain(result.ArgmaxGroups)));
+            Record(new Row(dLabel, string.Join("-", result.ArgmaxGroups.Select(g => g.Name)) + " (mixture)", result.Network.ParameterCount, Steps(dEpochs), validationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, 1));
+            retrain.Add((dLabel + " retrained", DifferentiableSearch.Chain(result.ArgmaxGroups)));
+        }
+
+        string SampledLabel = "EquiNAS_D sampled" + dSuffix;
+        if (methods.Contains("differentiable-sampled") && recorded.TryGetValue(SampledLabel, out var doneS))
+        {
+            Console.WriteLine($"  {doneS.Method,-28} recorded already ({doneS.Architecture})");
+            retrain.Add((SampledLabel + " retrained", DifferentiableSearch.Chain(Groups(doneS.Architecture))));
+        }
+        else if (methods.Contains("differentiable-sampled"))
+        {
+            var watch = Stopwatch.StartNew();
+            using var threadsScope = TrainingThreads.Use(threads);
+            double warmup = Math.Min(sampled.WarmupEpochs, dEpochs / 2);
+            var options = new DifferentiableOptions
+            {
+                Seed = seed, Training = training, Epochs = dEpochs - warmup, WarmupEpochs = warmup,
+                SampleArchitectures = true, ScoreFunctionGradients = sampled.ScoreFunction, SymmetryPrior = sampled.Prior,
+            };
+            using var result = new DifferentiableSearch(options).Run(template, train, validation);
+            var validationAccuracy = result.History.Count > 0 ? result.History[^1].Validation.Accuracy : double.NaN;
+            var chain = DifferentiableSearch.Chain(result.ArgmaxGroups);
+            // The kept model is the largest-z member of every layer (its mixed network's other members are unused).
+            long kept;
+            using (var probe = new GroupCnn(template.WithGroups(chain)))
+            {
+                kept = probe.ParameterCount;
+            }
+
+            Record(new Row(SampledLabel, string.Join("-", result.ArgmaxGroups.Select(g => g.Name)), kept, Steps(dEpochs), validationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, 1));
+            retrain.Add((SampledLabel + " retrained", chain));
         }
 
         // The fixed networks and the retrained architectures: trained side by side (one thread each, 2 at a time) for
@@ -315,7 +358,7 @@ internal static class ComparisonExperiment
             .GroupBy(r => (r.Variant, r.Seed, r.Method)).Select(g => g.Last()).ToList();
         string[] order =
         [
-            "EquiNAS_E", "EquiNAS_E one-SE", "EquiNAS_E accuracy ranking", "EquiNAS_E accuracy ranking retrained", "EquiNAS_E copy-only", "EquiNAS_E retrained", "EquiNAS_D", "EquiNAS_D retrained",
+            "EquiNAS_E", "EquiNAS_E one-SE", "EquiNAS_E accuracy ranking", "EquiNAS_E accuracy ranking retrained", "EquiNAS_E copy-only", "EquiNAS_E retrained", "EquiNAS_D", "EquiNAS_D retrained", "EquiNAS_D sampled", "EquiNAS_D sampled retrained",
             "fixed all-C1 (as long)", "fixed all-C4 (as long)", "fixed all-D4 (as long)",
             "fixed all-C1 (compute-matched)", "fixed all-C4 (compute-matched)", "fixed all-D4 (compute-matched)",
         ];
@@ -412,6 +455,9 @@ internal static class ComparisonExperiment
     private static TResult Pipe<T, TResult>(this T value, Func<T, TResult> f) => f(value);
 
     /// <summary>One measured model.</summary>
+    /// <summary>The settings of the sampled differentiable search (<c>--methods differentiable-sampled</c>).</summary>
+    private sealed record SampledSettings(double Prior, double WarmupEpochs, bool ScoreFunction, int Steps);
+
     internal sealed record Row(string Method, string Architecture, long Parameters, int Steps, double ValidationAccuracy, double TestAccuracy, double Seconds, int Candidates)
     {
         public string Variant { get; init; } = "";
