@@ -12,8 +12,8 @@ internal sealed record RunSettings
           --seed N                    data rotation, weight initialisation and data order (default 1)
           --generations N             generations of the evolutionary search after the initial training (default 2)
           --population N              survivors per generation (default 2)
-          --epochs-per-generation X   epochs every candidate trains per generation (default 0.3)
-          --final-epochs X            epochs the winner trains after the last generation (default 0.8)
+          --epochs-per-generation X   epochs every candidate trains per generation (default 0.15)
+          --final-epochs X            epochs the winner trains after the last generation (default 0.6)
           --moves paper|blocks|suffixes  children per survivor (default paper: the fewest candidates, within 5 minutes)
           --out DIR                   output folder for the model and report.md (default ./equinas-output)
           --quick                     smoke-test budget: 1 generation of 0.25 epoch, population 2, final 0.25
@@ -26,7 +26,7 @@ internal sealed record RunSettings
 
     public int Population { get; init; } = 2;
 
-    public double EpochsPerGeneration { get; init; } = 0.2;
+    public double EpochsPerGeneration { get; init; } = 0.15;
 
     public double FinalEpochs { get; init; } = 0.6;
 
