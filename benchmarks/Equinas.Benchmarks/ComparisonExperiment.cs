@@ -78,7 +78,7 @@ internal static class ComparisonExperiment
         // --d-steps N: both differentiable searches train N weight steps instead of the default (their rows then carry
         // the step count in their method, "EquiNAS_D (4301 steps)", beside the default's).
         int dSteps = args.Int("d-steps", 0);
-        var sampled = new SampledSettings(args.Double("d-prior", 0.01), args.Double("d-warmup", 1.4), args.Text("d-gradient", "score") == "score", dSteps);
+        var sampled = new DifferentiableSettings(args.Double("d-prior", 0.01), args.Double("d-warmup", 1.4), args.Text("d-gradient", "score") == "score", dSteps);
         args.RejectUnknown();
         foreach (var v in variants)
         {
@@ -125,7 +125,7 @@ internal static class ComparisonExperiment
         _ => (digits.Augmented(DigitSplit.Train, SymmetryGroup.D4, 101), digits.Augmented(DigitSplit.Validation, SymmetryGroup.D4, 102), digits.Augmented(DigitSplit.Test, SymmetryGroup.D4, 103)),
     };
 
-    private static void RunOne(ShippedDigits digits, string variant, int seed, HashSet<string> methods, int threads, string machine, string rowsPath, int limit, bool resume, bool controls, HeadPooling head, SampledSettings sampled)
+    private static void RunOne(ShippedDigits digits, string variant, int seed, HashSet<string> methods, int threads, string machine, string rowsPath, int limit, bool resume, bool controls, HeadPooling head, DifferentiableSettings sampled)
     {
         var (train, validation, test) = Data(digits, variant);
         if (limit > 0)
@@ -238,50 +238,51 @@ internal static class ComparisonExperiment
         double dEpochs = sampled.Steps > 0 ? (double)sampled.Steps / stepsPerEpoch : epochs;
         string dSuffix = sampled.Steps > 0 ? $" ({sampled.Steps} steps)" : "";
         string dLabel = "EquiNAS_D" + dSuffix;
-        if (methods.Contains("differentiable") && recorded.TryGetValue(dLabel, out var doneD))
+        // Runs one differentiable search (or reads its recorded row) and queues its chain for retraining. The mixture is
+        // recorded as its argmax groups and all its members' weights; a sampled search's kept model as its largest-z
+        // groups and the weights of their chain (the network its retrained row trains).
+        void Differentiable(string method, string label, DifferentiableOptions options)
         {
-            Console.WriteLine($"  {doneD.Method,-28} recorded already ({doneD.Architecture})");
-            retrain.Add((dLabel + " retrained", DifferentiableSearch.Chain(Groups(doneD.Architecture))));
-        }
-        else if (methods.Contains("differentiable"))
-        {
-            var watch = Stopwatch.StartNew();
-            using var threadsScope = TrainingThreads.Use(threads);
-            using var result = new DifferentiableSearch(new DifferentiableOptions { Seed = seed, Training = training, Epochs = dEpochs }).Run(template, train, validation);
-            var validationAccuracy = result.History.Count > 0 ? result.History[^1].Validation.Accuracy : double.NaN;
-            Record(new Row(dLabel, string.Join("-", result.ArgmaxGroups.Select(g => g.Name)) + " (mixture)", result.Network.ParameterCount, Steps(dEpochs), validationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, 1));
-            retrain.Add((dLabel + " retrained", DifferentiableSearch.Chain(result.ArgmaxGroups)));
-        }
-
-        string SampledLabel = "EquiNAS_D sampled" + dSuffix;
-        if (methods.Contains("differentiable-sampled") && recorded.TryGetValue(SampledLabel, out var doneS))
-        {
-            Console.WriteLine($"  {doneS.Method,-28} recorded already ({doneS.Architecture})");
-            retrain.Add((SampledLabel + " retrained", DifferentiableSearch.Chain(Groups(doneS.Architecture))));
-        }
-        else if (methods.Contains("differentiable-sampled"))
-        {
-            var watch = Stopwatch.StartNew();
-            using var threadsScope = TrainingThreads.Use(threads);
-            double warmup = Math.Min(sampled.WarmupEpochs, dEpochs / 2);
-            var options = new DifferentiableOptions
+            if (!methods.Contains(method))
             {
-                Seed = seed, Training = training, Epochs = dEpochs - warmup, WarmupEpochs = warmup,
-                SampleArchitectures = true, ScoreFunctionGradients = sampled.ScoreFunction, SymmetryPrior = sampled.Prior,
-            };
+                return;
+            }
+
+            if (recorded.TryGetValue(label, out var done))
+            {
+                Console.WriteLine($"  {done.Method,-28} recorded already ({done.Architecture})");
+                retrain.Add((label + " retrained", DifferentiableSearch.Chain(Groups(done.Architecture))));
+                return;
+            }
+
+            var watch = Stopwatch.StartNew();
+            using var threadsScope = TrainingThreads.Use(threads);
             using var result = new DifferentiableSearch(options).Run(template, train, validation);
             var validationAccuracy = result.History.Count > 0 ? result.History[^1].Validation.Accuracy : double.NaN;
             var chain = DifferentiableSearch.Chain(result.ArgmaxGroups);
-            // The kept model is the largest-z member of every layer (its mixed network's other members are unused).
-            long kept;
-            using (var probe = new GroupCnn(template.WithGroups(chain)))
+            string architecture = string.Join("-", result.ArgmaxGroups.Select(g => g.Name));
+            long parameters = result.Network.ParameterCount;
+            if (options.SampleArchitectures)
             {
-                kept = probe.ParameterCount;
+                using var probe = new GroupCnn(template.WithGroups(chain));
+                parameters = probe.ParameterCount;
+            }
+            else
+            {
+                architecture += " (mixture)";
             }
 
-            Record(new Row(SampledLabel, string.Join("-", result.ArgmaxGroups.Select(g => g.Name)), kept, Steps(dEpochs), validationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, 1));
-            retrain.Add((SampledLabel + " retrained", chain));
+            Record(new Row(label, architecture, parameters, Steps(options.WarmupEpochs + options.Epochs), validationAccuracy, Test(result.Network), watch.Elapsed.TotalSeconds, 1));
+            retrain.Add((label + " retrained", chain));
         }
+
+        Differentiable("differentiable", dLabel, new DifferentiableOptions { Seed = seed, Training = training, Epochs = dEpochs });
+        double warmup = Math.Min(sampled.WarmupEpochs, dEpochs / 2);
+        Differentiable("differentiable-sampled", "EquiNAS_D sampled" + dSuffix, new DifferentiableOptions
+        {
+            Seed = seed, Training = training, Epochs = dEpochs - warmup, WarmupEpochs = warmup,
+            SampleArchitectures = true, ScoreFunctionGradients = sampled.ScoreFunction, SymmetryPrior = sampled.Prior,
+        });
 
         // The fixed networks and the retrained architectures: trained side by side (one thread each, 2 at a time) for
         // the default length and tested; then the fixed networks train on (a new optimiser, as every generation of
@@ -454,10 +455,13 @@ internal static class ComparisonExperiment
 
     private static TResult Pipe<T, TResult>(this T value, Func<T, TResult> f) => f(value);
 
-    /// <summary>One measured model.</summary>
-    /// <summary>The settings of the sampled differentiable search (<c>--methods differentiable-sampled</c>).</summary>
-    private sealed record SampledSettings(double Prior, double WarmupEpochs, bool ScoreFunction, int Steps);
+    /// <summary>
+    /// The differentiable searches' settings: the sampled search's prior, warm-up and gradient
+    /// (<c>--methods differentiable-sampled</c>) and both searches' weight steps (<c>--d-steps</c>; 0 for the default).
+    /// </summary>
+    private sealed record DifferentiableSettings(double Prior, double WarmupEpochs, bool ScoreFunction, int Steps);
 
+    /// <summary>One measured model.</summary>
     internal sealed record Row(string Method, string Architecture, long Parameters, int Steps, double ValidationAccuracy, double TestAccuracy, double Seconds, int Candidates)
     {
         public string Variant { get; init; } = "";
