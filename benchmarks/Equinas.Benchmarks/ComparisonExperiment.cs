@@ -2,8 +2,10 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Equinas.Benchmarks.Data;
 using Equinas.MLNet.Groups;
+using Equinas.MLNet.Mixed;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search;
 using Equinas.MLNet.Search.Differentiable;
@@ -23,7 +25,8 @@ namespace Equinas.Benchmarks;
 /// restarts, no relaxation); with <c>--methods evolve-se</c> or <c>evolve-accuracy</c> also EquiNAS_E with the
 /// one-standard-error selection rule (<c>SimplestWithinStandardError</c>) on or off, and <c>--controls no</c> skips the
 /// fixed and retrained networks;</item>
-/// <item>EquiNAS_D (default epochs, or <c>--d-steps N</c>), keeping the mixture; with <c>--methods
+/// <item>EquiNAS_D (default epochs, or <c>--d-steps N</c>; z uniform, or <c>--d-init largest</c> for the top group's
+/// logit 0 and the others' -2), keeping the mixture; with <c>--methods
 /// differentiable-sampled</c> also the engine's sampled-chain search (score-function gradient, symmetry prior
 /// <c>--d-prior</c>, warm-up <c>--d-warmup</c> epochs out of the same budget), keeping its largest-z chain;</item>
 /// <item>each search's architecture retrained from scratch for the default training length (the paper's "retrain");</item>
@@ -34,7 +37,7 @@ namespace Equinas.Benchmarks;
 /// Every row is appended to a JSON-lines file as soon as it is measured, so a run can be split over several sessions
 /// (<c>--variants</c>, <c>--seeds</c>); the Markdown summary is rebuilt from every row recorded.
 /// </summary>
-internal static class ComparisonExperiment
+internal static partial class ComparisonExperiment
 {
     private static readonly string[] AllVariants = ["upright", "rotated", "d4"];
 
@@ -78,7 +81,17 @@ internal static class ComparisonExperiment
         // --d-steps N: both differentiable searches train N weight steps instead of the default (their rows then carry
         // the step count in their method, "EquiNAS_D (4301 steps)", beside the default's).
         int dSteps = args.Int("d-steps", 0);
-        var sampled = new DifferentiableSettings(args.Double("d-prior", 0.01), args.Double("d-warmup", 1.4), args.Text("d-gradient", "score") == "score", dSteps);
+        // --d-init largest: both differentiable searches start each layer's z at the top group's logit 0 and the
+        // others' -2 (AlphaInitialization.PreferLargest, the paper's code's option), as EquiNAS_E starts at all-D4;
+        // their rows then carry "(largest-group start)" in their method.
+        string dInit = args.Text("d-init", "uniform");
+        if (dInit is not ("uniform" or "largest"))
+        {
+            throw new ArgumentException($"--d-init: expected uniform or largest; found '{dInit}'.");
+        }
+
+        var sampled = new DifferentiableSettings(args.Double("d-prior", 0.01), args.Double("d-warmup", 1.4), args.Text("d-gradient", "score") == "score", dSteps,
+            dInit == "largest" ? AlphaInitialization.PreferLargest : AlphaInitialization.Uniform);
         args.RejectUnknown();
         foreach (var v in variants)
         {
@@ -236,7 +249,8 @@ internal static class ComparisonExperiment
 
         // The differentiable searches' length: the default, or --d-steps (named in the method).
         double dEpochs = sampled.Steps > 0 ? (double)sampled.Steps / stepsPerEpoch : epochs;
-        string dSuffix = sampled.Steps > 0 ? $" ({sampled.Steps} steps)" : "";
+        string dSuffix = (sampled.Steps > 0 ? $" ({sampled.Steps} steps)" : "")
+            + (sampled.Initialization == AlphaInitialization.PreferLargest ? " (largest-group start)" : "");
         string dLabel = "EquiNAS_D" + dSuffix;
         // Runs one differentiable search (or reads its recorded row) and queues its chain for retraining. The mixture is
         // recorded as its argmax groups and all its members' weights; a sampled search's kept model as its largest-z
@@ -276,12 +290,13 @@ internal static class ComparisonExperiment
             retrain.Add((label + " retrained", chain));
         }
 
-        Differentiable("differentiable", dLabel, new DifferentiableOptions { Seed = seed, Training = training, Epochs = dEpochs });
+        Differentiable("differentiable", dLabel, new DifferentiableOptions { Seed = seed, Training = training, Epochs = dEpochs, Initialization = sampled.Initialization });
         double warmup = Math.Min(sampled.WarmupEpochs, dEpochs / 2);
         Differentiable("differentiable-sampled", "EquiNAS_D sampled" + dSuffix, new DifferentiableOptions
         {
             Seed = seed, Training = training, Epochs = dEpochs - warmup, WarmupEpochs = warmup,
             SampleArchitectures = true, ScoreFunctionGradients = sampled.ScoreFunction, SymmetryPrior = sampled.Prior,
+            Initialization = sampled.Initialization,
         });
 
         // The fixed networks and the retrained architectures: trained side by side (one thread each, 2 at a time) for
@@ -363,6 +378,18 @@ internal static class ComparisonExperiment
             "fixed all-C1 (as long)", "fixed all-C4 (as long)", "fixed all-D4 (as long)",
             "fixed all-C1 (compute-matched)", "fixed all-C4 (compute-matched)", "fixed all-D4 (compute-matched)",
         ];
+        // Each search's rows come together: the search, then its architecture retrained; a method named with a setting
+        // in parentheses ("EquiNAS_D (4301 steps) retrained") right after the default's rows of the method it varies.
+        // A method that is none of these comes last.
+        (int Family, string Setting, int Position) Rank(string method)
+        {
+            string setting = SettingSuffix().Match(method).Value;
+            string plain = setting.Length == 0 ? method : method.Replace(setting, "", StringComparison.Ordinal);
+            int position = Array.IndexOf(order, plain);
+            int family = Array.IndexOf(order, plain.EndsWith(" retrained", StringComparison.Ordinal) ? plain[..^" retrained".Length] : plain);
+            return (family < 0 ? (position < 0 ? order.Length : position) : family, setting, position < 0 ? order.Length : position);
+        }
+
         var md = new StringBuilder();
         md.AppendLine("# Searches against fixed networks and controls on the shipped digits");
         md.AppendLine();
@@ -394,7 +421,7 @@ internal static class ComparisonExperiment
             md.AppendLine();
             md.AppendLine("| method | median test acc | per seed | architectures | median steps | median parameters |");
             md.AppendLine("| --- | ---: | --- | --- | ---: | ---: |");
-            foreach (var method in order.Where(m => vr.Any(r => r.Method == m)))
+            foreach (var method in vr.Select(r => r.Method).Distinct().OrderBy(Rank).ThenBy(m => m, StringComparer.Ordinal))
             {
                 var mr = vr.Where(r => r.Method == method).OrderBy(r => r.Seed).ToArray();
                 md.AppendLine(CultureInfo.InvariantCulture, $"| {method} | {Measure.Median(mr.Select(r => r.TestAccuracy)):P2} | {string.Join(" / ", mr.Select(r => r.TestAccuracy.ToString("P2", CultureInfo.InvariantCulture)))} | {string.Join(", ", mr.Select(r => r.Architecture).Distinct())} | {Measure.Median(mr.Select(r => (double)r.Steps)):F0} | {Measure.Median(mr.Select(r => (double)r.Parameters)):N0} |");
@@ -425,7 +452,7 @@ internal static class ComparisonExperiment
             md.AppendLine();
             md.AppendLine("| seed | method | architecture | parameters | steps | candidates | validation acc | test acc | seconds |");
             md.AppendLine("| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
-            foreach (var r in vr.OrderBy(r => r.Seed).ThenBy(r => Array.IndexOf(order, r.Method)))
+            foreach (var r in vr.OrderBy(r => r.Seed).ThenBy(r => Rank(r.Method)).ThenBy(r => r.Method, StringComparer.Ordinal))
             {
                 md.AppendLine(CultureInfo.InvariantCulture, $"| {r.Seed} | {r.Method} | {r.Architecture} | {r.Parameters:N0} | {r.Steps} | {r.Candidates} | {r.ValidationAccuracy:P2} | {r.TestAccuracy:P2} | {r.Seconds:F0} |");
             }
@@ -455,11 +482,15 @@ internal static class ComparisonExperiment
 
     private static TResult Pipe<T, TResult>(this T value, Func<T, TResult> f) => f(value);
 
+    [GeneratedRegex(@" \((\d+ steps|largest-group start)\)")]
+    private static partial Regex SettingSuffix();
+
     /// <summary>
     /// The differentiable searches' settings: the sampled search's prior, warm-up and gradient
-    /// (<c>--methods differentiable-sampled</c>) and both searches' weight steps (<c>--d-steps</c>; 0 for the default).
+    /// (<c>--methods differentiable-sampled</c>), both searches' weight steps (<c>--d-steps</c>; 0 for the default) and
+    /// how their z starts (<c>--d-init</c>).
     /// </summary>
-    private sealed record DifferentiableSettings(double Prior, double WarmupEpochs, bool ScoreFunction, int Steps);
+    private sealed record DifferentiableSettings(double Prior, double WarmupEpochs, bool ScoreFunction, int Steps, AlphaInitialization Initialization);
 
     /// <summary>One measured model.</summary>
     internal sealed record Row(string Method, string Architecture, long Parameters, int Steps, double ValidationAccuracy, double TestAccuracy, double Seconds, int Candidates)

@@ -33,7 +33,7 @@ if (settings.Help)
 var data = RotatedMnist.Load(settings.Seed);
 Console.WriteLine($"Rotated MNIST from {RotatedMnist.Source}");
 Console.WriteLine($"  {data.Train.Count} training, {data.Validation.Count} validation, {data.Test.Count} test digits of {data.Height} x {data.Width}, each rotated by an angle from U[0, 360) (seed {settings.Seed}), bilinear, pixels in [0, 1]; read in {total.Elapsed.TotalSeconds:F1} s.");
-Console.WriteLine($"  Budget: search population {settings.Population}, {settings.Generations} generation(s) of {settings.EpochsPerGeneration} epoch, {settings.Moves} moves, the winner {settings.FinalEpochs} epoch more ({settings.LineageEpochs} epochs along its lineage); fixed networks train as many epochs as the whole search. {Environment.ProcessorCount} cores.{(settings.Quick ? " (--quick)" : "")}");
+Console.WriteLine($"  Budget: search population {settings.Population}, {settings.Generations} generation(s) of {settings.EpochsPerGeneration} epoch, {settings.Moves} moves, the winner {settings.FinalEpochs} epoch more ({settings.LineageEpochs:0.###} epochs along its lineage); fixed networks train as many epochs as the whole search. {Environment.ProcessorCount} cores.{(settings.Quick ? " (--quick)" : "")}");
 
 var ml = new MLContext(seed: settings.Seed);
 var runsLock = new object();

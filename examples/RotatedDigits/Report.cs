@@ -65,7 +65,7 @@ internal static class Report
         Line();
         Line(Invariant($"- Seed {settings.Seed} (rotations, weight initialisation, data order)."));
         int candidates = runs[0].Parameters.History.Candidates.Count;
-        Line(Invariant($"- Search: `EquinasEvolve` from all-D4, population {settings.Population}, {settings.Generations} generation(s), {settings.EpochsPerGeneration} epoch per candidate per generation, {settings.Moves} moves, the winner trained {settings.FinalEpochs} epoch more ({settings.LineageEpochs} epochs along the winning lineage; {candidates} trainings in all)."));
+        Line(Invariant($"- Search: `EquinasEvolve` from all-D4, population {settings.Population}, {settings.Generations} generation(s), {settings.EpochsPerGeneration} epoch per candidate per generation, {settings.Moves} moves, the winner trained {settings.FinalEpochs} epoch more ({settings.LineageEpochs:0.###} epochs along the winning lineage; {candidates} trainings in all)."));
         Line(Invariant($"- Baselines: `SearchMode.Fixed` with `Group` C1, C4 and D4, each trained as many epochs as the whole search ({runs[1].Parameters.History.Settings?["Epochs"]}): the same compute, side by side on one libtorch thread each."));
         Line("- Network and optimiser: the library defaults (5 conv layers 16-32-32-64-160 scalar channels for 10 classes, 5 x 5 kernels, Adam 0.001, batch 64).");
         Line();
