@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using Equinas.MLNet;
 using Spectre.Console;
 
 using TrainerDefaults = Equinas.MLNet.EquivariantImageClassificationTrainer.Defaults;
@@ -37,6 +38,8 @@ internal static class Cli
         var epochs = new Option<double?>("--epochs") { Description = $"Epochs the final model trains: fixed training, the differentiable search, or the evolutionary search's winning lineage, topped up after the last generation (fractions allowed; default from the data: at least {TrainerDefaults.MinimumEpochs} epochs and {TrainerDefaults.MinimumTrainingSteps} steps)." };
         var alphaLr = new Option<double>("--alpha-lr") { Description = "Differentiable: Adam learning rate of the mixture weights z.", DefaultValueFactory = _ => TrainerDefaults.ArchitectureLearningRate };
         var retrain = new Option<double>("--retrain-epochs") { Description = "Differentiable: after the search, retrain the chosen groups as an ordinary G-CNN for this many epochs (0 keeps the mixture).", DefaultValueFactory = _ => TrainerDefaults.RetrainEpochs };
+        var mixtureStart = new Option<string>("--mixture-start") { Description = "Differentiable: where z starts in every layer: top-group (most weight on the top group, as evolve starts at all-top-group) or uniform (the paper's).", DefaultValueFactory = _ => TrainerDefaults.MixtureStart == MixtureStart.Uniform ? "uniform" : "top-group" };
+        mixtureStart.AcceptOnlyFromAmong("top-group", "uniform");
         var warmup = new Option<double>("--warmup-epochs") { Description = "Differentiable: epochs that train the weights only (z fixed) before the search.", DefaultValueFactory = _ => TrainerDefaults.WarmupEpochs };
         var channels = new Option<string?>("--channels") { Description = "Comma-separated width of each conv layer in scalar channels (multiples of the group order; default " + string.Join(",", TrainerDefaults.Channels) + " with the last layer widened to 16 per class, e.g. " + string.Join(",", TrainerDefaults.ChannelsFor(10)) + " for 10 classes)." };
         var batch = new Option<int>("--batch-size") { Description = "Mini-batch size.", DefaultValueFactory = _ => TrainerDefaults.BatchSize };
@@ -56,7 +59,7 @@ internal static class Cli
         var (clusterId, tlsCert, tlsPassword) = ClusterOptions();
         var command = new Command("train", "Train a model and save it as an ML.NET model zip.")
         {
-            data, mode, groups, group, generations, population, epochsPerGeneration, epochs, alphaLr, retrain, warmup, channels, batch, size, rgb, resize, strict, cache, seed, output, report, checkpoint, workers, threadsPerWorker,
+            data, mode, groups, group, generations, population, epochsPerGeneration, epochs, alphaLr, retrain, mixtureStart, warmup, channels, batch, size, rgb, resize, strict, cache, seed, output, report, checkpoint, workers, threadsPerWorker,
             cluster, clusterId, tlsCert, tlsPassword,
         };
         command.SetAction((result, token) => Guard(() => Commands.TrainAsync(
@@ -73,6 +76,7 @@ internal static class Cli
                 ArchitectureLearningRate = result.GetValue(alphaLr),
                 RetrainEpochs = result.GetValue(retrain),
                 WarmupEpochs = result.GetValue(warmup),
+                MixtureStart = result.GetValue(mixtureStart) == "uniform" ? MixtureStart.Uniform : MixtureStart.TopGroup,
                 Channels = SplitList(result.GetValue(channels))?.Select(c => int.Parse(c, CultureInfo.InvariantCulture)).ToArray(),
                 BatchSize = result.GetValue(batch),
                 Size = result.GetValue(size),

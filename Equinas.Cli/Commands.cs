@@ -37,6 +37,8 @@ internal sealed record TrainSettings
 
     public double WarmupEpochs { get; init; } = TrainerDefaults.WarmupEpochs;
 
+    public MixtureStart MixtureStart { get; init; } = TrainerDefaults.MixtureStart;
+
     public IReadOnlyList<int>? Channels { get; init; }
 
     public int BatchSize { get; init; } = TrainerDefaults.BatchSize;
@@ -171,6 +173,7 @@ internal static class Commands
             ArchitectureLearningRate = s.ArchitectureLearningRate,
             RetrainEpochs = s.RetrainEpochs,
             WarmupEpochs = s.WarmupEpochs,
+            MixtureStart = s.MixtureStart,
             BatchSize = s.BatchSize,
             ImageHeight = s.Size,
             ImageWidth = s.Size,

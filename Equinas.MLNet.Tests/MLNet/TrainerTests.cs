@@ -140,6 +140,48 @@ public sealed class TrainerTests(ITestOutputHelper output)
         retrained.Dispose();
     }
 
+    [Theory]
+    [InlineData(MixtureStart.TopGroup)]
+    [InlineData(MixtureStart.Uniform)]
+    public void The_differentiable_search_starts_z_where_the_option_says_and_records_it(MixtureStart start)
+    {
+        // A learning rate of z so small that after a short epoch z is where it started, to float rounding.
+        var ml = new MLContext(seed: 1);
+        var options = Small(SearchMode.Differentiable);
+        options.Epochs = 0.25;
+        options.ArchitectureLearningRate = 1e-12;
+        options.MixtureStart = start;
+        var data = ml.Data.LoadFromEnumerable(Digits.Rows(0, 120, 0, 1, 2));
+        using var parameters = FindModel(Digits.MapLabel(ml).Append(ml.MulticlassClassification.Trainers.EquivariantImageClassification(options)).Fit(data))!;
+
+        var z = Assert.Single(parameters.History.Epochs).Z!;
+        Assert.Equal(3, z.Count);
+        // D4 has 10 subgroups; the top-group start gives D4 logit 0 and the 9 others -2.
+        double top = start == MixtureStart.TopGroup ? 1 / (1 + (9 * Math.Exp(-2))) : 0.1;
+        double other = start == MixtureStart.TopGroup ? Math.Exp(-2) / (1 + (9 * Math.Exp(-2))) : 0.1;
+        foreach (var layer in z)
+        {
+            Assert.Equal(10, layer.Count);
+            Assert.Equal(top, layer["D4"], 6);
+            Assert.All(layer.Where(p => p.Key != "D4"), p => Assert.Equal(other, p.Value, 6));
+        }
+
+        // The setting is recorded (and so part of a checkpoint's identity) only when not uniform: checkpoints written
+        // before the option existed, which started uniform, still resume as uniform searches.
+        var settings = parameters.History.Settings!;
+        Assert.Equal(start != MixtureStart.Uniform, settings.ContainsKey(nameof(MixtureStart)));
+        if (start == MixtureStart.TopGroup)
+        {
+            Assert.Equal("TopGroup", settings[nameof(MixtureStart)]);
+            Assert.All(parameters.LayerGroups, g => Assert.Equal("D4", g));
+        }
+
+        Assert.Equal(MixtureStart.TopGroup, new EquivariantImageClassificationTrainer.Options().MixtureStart);
+        var error = Assert.ThrowsAny<ArgumentException>(() => new EquivariantImageClassificationTrainer.Options { MixtureStart = (MixtureStart)5 }.Validate());
+        Assert.Contains(nameof(MixtureStart), error.Message, StringComparison.Ordinal);
+        Assert.Contains("TopGroup or Uniform", error.Message, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void A_fixed_all_D4_model_gives_the_same_scores_for_an_image_and_its_eight_transformed_copies()
     {

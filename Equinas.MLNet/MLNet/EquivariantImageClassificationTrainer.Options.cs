@@ -103,6 +103,12 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// <summary>The default Adam learning rate of the mixture logits: 0.01.</summary>
         public const double ArchitectureLearningRate = SearchDefaults.ArchitectureLearningRate;
 
+        /// <summary>
+        /// The default start of the differentiable search's z: <see cref="MixtureStart.TopGroup"/> (since 2026-12-03;
+        /// <see cref="MixtureStart.Uniform"/> before, the paper's).
+        /// </summary>
+        public const MixtureStart MixtureStart = SearchDefaults.MixtureStart == Mixed.AlphaInitialization.PreferLargest ? Equinas.MLNet.MixtureStart.TopGroup : Equinas.MLNet.MixtureStart.Uniform;
+
         /// <summary>The default warm-up epochs (weights only) before the differentiable search.</summary>
         public const double WarmupEpochs = SearchDefaults.WarmupEpochs;
 
@@ -274,6 +280,14 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// the validation data, never on the batches the weights train on.
         /// </summary>
         public double ArchitectureLearningRate { get; set; } = Defaults.ArchitectureLearningRate;
+
+        /// <summary>
+        /// Gets or sets where the differentiable search's mixture weights z start in every layer:
+        /// <see cref="MixtureStart.TopGroup"/> (the default; most of each layer's weight on the top group, as the
+        /// evolutionary search starts at all-top-group) or <see cref="MixtureStart.Uniform"/> (the paper's). Ignored by
+        /// the other modes. See <see cref="Defaults.MixtureStart"/>.
+        /// </summary>
+        public MixtureStart MixtureStart { get; set; } = Defaults.MixtureStart;
 
         /// <summary>
         /// Gets or sets, for the differentiable search, epochs that train the mixed network's weights only (z fixed)
@@ -466,6 +480,13 @@ public sealed partial class EquivariantImageClassificationTrainer
                     settings[nameof(ArchitectureLearningRate)] = Text(ArchitectureLearningRate);
                     settings[nameof(RetrainEpochs)] = Text(RetrainEpochs);
                     settings[nameof(WarmupEpochs)] = Text(WarmupEpochs);
+                    // Recorded only when not uniform, so that checkpoints written before the option existed (uniform z)
+                    // still match a search that starts uniform, and never match one that starts at the top group.
+                    if (MixtureStart != MixtureStart.Uniform)
+                    {
+                        settings[nameof(MixtureStart)] = MixtureStart.ToString();
+                    }
+
                     break;
                 default:
                     settings[nameof(Epochs)] = Text(EpochsValue);
@@ -520,6 +541,7 @@ public sealed partial class EquivariantImageClassificationTrainer
             Require(ArchitectureLearningRate > 0 && double.IsFinite(ArchitectureLearningRate), nameof(ArchitectureLearningRate), "a positive number", ArchitectureLearningRate);
             Require(RetrainEpochs >= 0 && double.IsFinite(RetrainEpochs), nameof(RetrainEpochs), "zero or a positive number", RetrainEpochs);
             Require(WarmupEpochs >= 0 && double.IsFinite(WarmupEpochs), nameof(WarmupEpochs), "zero or a positive number", WarmupEpochs);
+            Require(Enum.IsDefined(MixtureStart), nameof(MixtureStart), "TopGroup or Uniform", MixtureStart);
             Require(ValidationFraction > 0 && ValidationFraction < 1, nameof(ValidationFraction), "a number strictly between 0 and 1", ValidationFraction);
             Require(ImageHeight is null or > 0, nameof(ImageHeight), "a positive number or null", ImageHeight);
             Require(ImageWidth is null or > 0, nameof(ImageWidth), "a positive number or null", ImageWidth);

@@ -25,8 +25,8 @@ namespace Equinas.Benchmarks;
 /// restarts, no relaxation); with <c>--methods evolve-se</c> or <c>evolve-accuracy</c> also EquiNAS_E with the
 /// one-standard-error selection rule (<c>SimplestWithinStandardError</c>) on or off, and <c>--controls no</c> skips the
 /// fixed and retrained networks;</item>
-/// <item>EquiNAS_D (default epochs, or <c>--d-steps N</c>; z uniform, or <c>--d-init largest</c> for the top group's
-/// logit 0 and the others' -2), keeping the mixture; with <c>--methods
+/// <item>EquiNAS_D (default epochs, or <c>--d-steps N</c>; z starting at the top group, the default, or uniform with
+/// <c>--d-init uniform</c>), keeping the mixture; with <c>--methods
 /// differentiable-sampled</c> also the engine's sampled-chain search (score-function gradient, symmetry prior
 /// <c>--d-prior</c>, warm-up <c>--d-warmup</c> epochs out of the same budget), keeping its largest-z chain;</item>
 /// <item>each search's architecture retrained from scratch for the default training length (the paper's "retrain");</item>
@@ -81,10 +81,10 @@ internal static partial class ComparisonExperiment
         // --d-steps N: both differentiable searches train N weight steps instead of the default (their rows then carry
         // the step count in their method, "EquiNAS_D (4301 steps)", beside the default's).
         int dSteps = args.Int("d-steps", 0);
-        // --d-init largest: both differentiable searches start each layer's z at the top group's logit 0 and the
-        // others' -2 (AlphaInitialization.PreferLargest, the paper's code's option), as EquiNAS_E starts at all-D4;
-        // their rows then carry "(largest-group start)" in their method.
-        string dInit = args.Text("d-init", "uniform");
+        // --d-init: where both differentiable searches start each layer's z: "largest", the trainer's default (the top
+        // group's logit 0 and the others' -2, as EquiNAS_E starts at all-D4), or "uniform" (the paper's start, and the
+        // default until 2026-12-03); rows of the uniform start carry "(uniform start)" in their method.
+        string dInit = args.Text("d-init", SearchDefaults.MixtureStart == AlphaInitialization.PreferLargest ? "largest" : "uniform");
         if (dInit is not ("uniform" or "largest"))
         {
             throw new ArgumentException($"--d-init: expected uniform or largest; found '{dInit}'.");
@@ -250,7 +250,7 @@ internal static partial class ComparisonExperiment
         // The differentiable searches' length: the default, or --d-steps (named in the method).
         double dEpochs = sampled.Steps > 0 ? (double)sampled.Steps / stepsPerEpoch : epochs;
         string dSuffix = (sampled.Steps > 0 ? $" ({sampled.Steps} steps)" : "")
-            + (sampled.Initialization == AlphaInitialization.PreferLargest ? " (largest-group start)" : "");
+            + (sampled.Initialization == SearchDefaults.MixtureStart ? "" : sampled.Initialization == AlphaInitialization.Uniform ? " (uniform start)" : " (largest-group start)");
         string dLabel = "EquiNAS_D" + dSuffix;
         // Runs one differentiable search (or reads its recorded row) and queues its chain for retraining. The mixture is
         // recorded as its argmax groups and all its members' weights; a sampled search's kept model as its largest-z
@@ -482,7 +482,7 @@ internal static partial class ComparisonExperiment
 
     private static TResult Pipe<T, TResult>(this T value, Func<T, TResult> f) => f(value);
 
-    [GeneratedRegex(@" \((\d+ steps|largest-group start)\)")]
+    [GeneratedRegex(@"( \((\d+ steps|uniform start|largest-group start)\))+")]
     private static partial Regex SettingSuffix();
 
     /// <summary>

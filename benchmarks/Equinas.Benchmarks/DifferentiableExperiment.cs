@@ -39,6 +39,14 @@ internal static class DifferentiableExperiment
             Epochs = epochs,
             Training = training,
             ArchitectureLearningRate = args.Double("alpha-lr", SearchDefaults.ArchitectureLearningRate),
+            // --init: where z starts, the trainer's default (the top group) unless set; "uniform" is the paper's start,
+            // which the pages of 2026-12-01/02 measured.
+            Initialization = args.Text("init", SearchDefaults.MixtureStart == AlphaInitialization.PreferLargest ? "top" : "uniform") switch
+            {
+                "top" => AlphaInitialization.PreferLargest,
+                "uniform" => AlphaInitialization.Uniform,
+                var other => throw new ArgumentException($"--init: expected top or uniform; found '{other}'."),
+            },
         };
         string output = args.Text("out", Path.Combine("docs", "results", "differentiable-digits"));
         string parts = args.Text("parts", "augmented,null");
@@ -68,7 +76,7 @@ internal static class DifferentiableExperiment
         markdown.AppendLine();
         markdown.AppendLine(CultureInfo.InvariantCulture, $"Command: `{command.Trim()}`");
         markdown.AppendLine();
-        markdown.AppendLine(CultureInfo.InvariantCulture, $"Network: the trainer's default for 10 classes, {template.Describe()}, every layer a [G]-mixed layer over {string.Join(", ", members.Select(m => m.Name))} (one layout over D4, fixed-norm member kernels, one shared norm, a head that pools each D4 field). {epochs} epochs ({SearchDefaults.StepsPerEpoch(digits.Count(DigitSplit.Train), training.BatchSize) * epochs:F0} steps{(epochs == defaultEpochs ? ", the default" : "")}); Adam, learning rate {options.Training.LearningRate} for the weights and {options.ArchitectureLearningRate} for the architecture logits, batch {options.Training.BatchSize}; each step updates the weights on a training batch, then the logits on a batch of the held-out validation split. Data: the shipped MNIST digits (train {digits.Count(DigitSplit.Train):N0}, validation {digits.Count(DigitSplit.Validation):N0}, test {digits.Count(DigitSplit.Test):N0}).");
+        markdown.AppendLine(CultureInfo.InvariantCulture, $"Network: the trainer's default for 10 classes, {template.Describe()}, every layer a [G]-mixed layer over {string.Join(", ", members.Select(m => m.Name))} (one layout over D4, fixed-norm member kernels, one shared norm, a head that pools each D4 field). {epochs} epochs ({SearchDefaults.StepsPerEpoch(digits.Count(DigitSplit.Train), training.BatchSize) * epochs:F0} steps{(epochs == defaultEpochs ? ", the default" : "")}); z starting {(options.Initialization == AlphaInitialization.Uniform ? "uniform" : "at the top group (its logit 0, the others -2: z 0.45 for D4, 0.06 for each other member)")}{(options.Initialization == SearchDefaults.MixtureStart ? ", the default" : "")}; Adam, learning rate {options.Training.LearningRate} for the weights and {options.ArchitectureLearningRate} for the architecture logits, batch {options.Training.BatchSize}; each step updates the weights on a training batch, then the logits on a batch of the held-out validation split. Data: the shipped MNIST digits (train {digits.Count(DigitSplit.Train):N0}, validation {digits.Count(DigitSplit.Validation):N0}, test {digits.Count(DigitSplit.Test):N0}).");
         markdown.AppendLine();
 
         if (parts.Contains("augmented", StringComparison.Ordinal))
@@ -99,7 +107,7 @@ internal static class DifferentiableExperiment
                     if (!shuffled)
                     {
                         var epochsRecord = HistoryRecords.Epochs(members, result.History.Where(h => h.Phase == DifferentiablePhase.Search));
-                        SearchPlots.ZPerLayer(epochsRecord, sumConjugates: false, uniformStart: true, title: $"z per layer over training, digits augmented by {g.Name}").SaveSvg($"{output}-z-{g.Name}.svg");
+                        SearchPlots.ZPerLayer(epochsRecord, sumConjugates: false, uniformStart: options.Initialization == AlphaInitialization.Uniform, title: $"z per layer over training, digits augmented by {g.Name}").SaveSvg($"{output}-z-{g.Name}.svg");
                         SearchPlots.ElementMassPerLayer(epochsRecord, $"Mass of z per element of D4 over training, digits augmented by {g.Name}").SaveSvg($"{output}-mass-{g.Name}.svg");
                     }
                 }
@@ -109,7 +117,7 @@ internal static class DifferentiableExperiment
             markdown.AppendLine();
             markdown.AppendLine("Every training, validation and test digit is moved by an element of G drawn uniformly (seed 1 of the search). The null control is the same search with each layer's alpha gradient permuted across members every step: what z does without the members' identity.");
             markdown.AppendLine();
-            markdown.AppendLine("Summary: `keeps G` is the probability that a chain drawn from the final z (each layer's member drawn with probability z) is invariant to all of G, i.e. keeps the symmetry the data were given; the most likely invariance groups of such a chain follow. Uniform z gives `keeps G` of 1 for C1, (5/10)^5 = 0.031 for C2, (2/10)^5 = 0.0003 for C4, (3/10)^5 = 0.002 for D1V, 0.1^5 for D2VH and D4.");
+            markdown.AppendLine("Summary: `keeps G` is the probability that a chain drawn from the final z (each layer's member drawn with probability z) is invariant to all of G, i.e. keeps the symmetry the data were given; the most likely invariance groups of such a chain follow. Uniform z gives `keeps G` of 1 for C1, (5/10)^5 = 0.031 for C2, (2/10)^5 = 0.0003 for C4, (3/10)^5 = 0.002 for D1V, 0.1^5 for D2VH and D4; the top-group start (0.45 on D4, 0.06 on each other member) gives 1 for C1, 0.69^5 = 0.16 for C2, 0.51^5 = 0.035 for C4 and D2VH, 0.57^5 = 0.061 for D1V, 0.45^5 = 0.018 for D4.");
             markdown.AppendLine();
             markdown.AppendLine("| G | method | test acc | argmax per layer | keeps G | most likely invariance groups | last layer m(r), m(r2), m(f) |");
             markdown.AppendLine("| --- | --- | ---: | --- | ---: | --- | --- |");

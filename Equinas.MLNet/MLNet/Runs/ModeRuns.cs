@@ -1,5 +1,6 @@
 #nullable enable
 using Equinas.MLNet.Groups;
+using Equinas.MLNet.Mixed;
 using Equinas.MLNet.Nn.Networks;
 using Equinas.MLNet.Search;
 using Equinas.MLNet.Search.Checkpoints;
@@ -120,6 +121,7 @@ internal sealed class DifferentiableRun : IModeRun
             ArchitectureLearningRate = o.ArchitectureLearningRate,
             RetrainEpochs = o.RetrainEpochs,
             WarmupEpochs = o.WarmupEpochs,
+            Initialization = o.MixtureStart == MixtureStart.Uniform ? AlphaInitialization.Uniform : AlphaInitialization.PreferLargest,
             Seed = context.Seed,
         };
         var members = options.MemberGroups.Select(m => m.Name).ToArray();

@@ -27,7 +27,8 @@ internal sealed record DifferentiableOptions
     /// <summary>The groups each layer mixes; null for every subgroup of <see cref="TopGroup"/>.</summary>
     public IReadOnlyList<SymmetryGroup>? Members { get; init; }
 
-    public AlphaInitialization Initialization { get; init; } = AlphaInitialization.Uniform;
+    /// <summary>Where every layer's z starts (<see cref="SearchDefaults.MixtureStart"/> by default).</summary>
+    public AlphaInitialization Initialization { get; init; } = SearchDefaults.MixtureStart;
 
     public double Temperature { get; init; } = 1.0;
 
