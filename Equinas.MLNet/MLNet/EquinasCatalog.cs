@@ -65,7 +65,8 @@ public static class EquinasCatalog
     /// <summary>
     /// Creates an <see cref="EquivariantImageClassificationTrainer"/> that learns each layer's symmetry with its
     /// weights (EquiNAS_D): every layer is a [G]-mixed layer over the subgroups of <paramref name="group"/>, whose
-    /// mixture weights z are trained by gradient descent on validation batches.
+    /// mixture weights z start with most of their weight on <paramref name="group"/> and are trained by gradient
+    /// descent on validation batches.
     /// </summary>
     /// <param name="catalog">The multiclass classification catalog trainer object.</param>
     /// <param name="labelColumnName">The label column: a key type (use MapValueToKey).</param>

@@ -67,7 +67,7 @@ namespace Equinas.MLNet;
 /// morphism), trains every candidate for `EpochsPerGeneration` epochs and keeps the `PopulationSize` most accurate on
 /// the validation set. `Differentiable` makes every layer a weighted sum of layers constrained to each subgroup of
 /// `Group` and learns the weights z with the network (`Epochs` epochs, `ArchitectureLearningRate` for z, z updated on
-/// validation batches). `Fixed` trains the network with `LayerGroups` for `Epochs` epochs. Validation uses
+/// validation batches, z starting with most of every layer's weight on `Group` unless `MixtureStart` is `Uniform`). `Fixed` trains the network with `LayerGroups` for `Epochs` epochs. Validation uses
 /// `ValidationSet`, the data given to `Fit(train, validation)`, or a stratified `ValidationFraction` of the training
 /// data. Training is seeded (`Seed`, else MLContext's seed), reports through `Progress` and `MLContext.Log`, and stops
 /// within one batch when `CancellationToken` is cancelled or MLContext cancels execution.
