@@ -22,6 +22,8 @@ public class DifferentiableSearchTests : TorchTestBase
         ArchitectureLearningRate = 0.05,
         RetrainEpochs = retrainEpochs,
         Seed = 3,
+        // The mechanics below are checked from the uniform start (the paper's); the default start has its own test.
+        Initialization = AlphaInitialization.Uniform,
     };
 
     [Fact]
@@ -106,6 +108,22 @@ public class DifferentiableSearchTests : TorchTestBase
         Assert.Equal([DifferentiablePhase.Warmup, DifferentiablePhase.Warmup, DifferentiablePhase.Search], result.History.Select(e => e.Phase));
         Assert.All(result.History.Take(2), e => Assert.All(e.Z, z => Assert.All(z, v => Assert.Equal(0.1, v, 6))));
         Assert.Contains(result.History[^1].Z.SelectMany(z => z), v => Math.Abs(v - 0.1) > 1e-4);
+    }
+
+    [Fact]
+    public void By_default_z_starts_at_the_top_group_and_warm_up_keeps_it_there()
+    {
+        Assert.Equal(AlphaInitialization.PreferLargest, new DifferentiableOptions().Initialization);
+        using var train = SyntheticData.Motifs(96, 3, 12, seed: 1);
+        using var heldOut = SyntheticData.Motifs(48, 3, 12, seed: 2);
+        var members = SymmetryGroup.D4.Subgroups();
+        using var result = new DifferentiableSearch(Options() with { Initialization = new DifferentiableOptions().Initialization, Epochs = 1, WarmupEpochs = 1 }).Run(Template, train, heldOut);
+        // The top group's logit 0 and the 9 others' -2.
+        double top = 1 / (1 + (9 * Math.Exp(-2))), other = Math.Exp(-2) * top;
+        double Start(int i) => members[i] == SymmetryGroup.D4 ? top : other;
+        var warmup = result.History.Single(e => e.Phase == DifferentiablePhase.Warmup);
+        Assert.All(warmup.Z, z => Assert.All(z.Select((v, i) => (v, i)), p => Assert.Equal(Start(p.i), p.v, 6)));
+        Assert.Contains(result.History[^1].Z.SelectMany(z => z.Select((v, i) => Math.Abs(v - Start(i)))), d => d > 1e-4);
     }
 
     [Fact]
