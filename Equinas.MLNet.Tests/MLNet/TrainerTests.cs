@@ -177,6 +177,9 @@ public sealed class TrainerTests(ITestOutputHelper output)
         }
 
         Assert.Equal(MixtureStart.TopGroup, new EquivariantImageClassificationTrainer.Options().MixtureStart);
+        // The trainer hands the option to the engine by value.
+        Assert.Equal((int)Equinas.MLNet.Mixed.AlphaInitialization.Uniform, (int)MixtureStart.Uniform);
+        Assert.Equal((int)Equinas.MLNet.Mixed.AlphaInitialization.PreferLargest, (int)MixtureStart.TopGroup);
         var error = Assert.ThrowsAny<ArgumentException>(() => new EquivariantImageClassificationTrainer.Options { MixtureStart = (MixtureStart)5 }.Validate());
         Assert.Contains(nameof(MixtureStart), error.Message, StringComparison.Ordinal);
         Assert.Contains("TopGroup or Uniform", error.Message, StringComparison.Ordinal);

@@ -107,7 +107,7 @@ public sealed partial class EquivariantImageClassificationTrainer
         /// The default start of the differentiable search's z: <see cref="MixtureStart.TopGroup"/> (since 2026-12-03;
         /// <see cref="MixtureStart.Uniform"/> before, the paper's).
         /// </summary>
-        public const MixtureStart MixtureStart = SearchDefaults.MixtureStart == Mixed.AlphaInitialization.PreferLargest ? Equinas.MLNet.MixtureStart.TopGroup : Equinas.MLNet.MixtureStart.Uniform;
+        public const MixtureStart MixtureStart = (MixtureStart)SearchDefaults.MixtureStart;
 
         /// <summary>The default warm-up epochs (weights only) before the differentiable search.</summary>
         public const double WarmupEpochs = SearchDefaults.WarmupEpochs;

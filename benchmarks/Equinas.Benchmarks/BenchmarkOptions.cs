@@ -1,4 +1,5 @@
 using System.Globalization;
+using Equinas.MLNet.Mixed;
 
 namespace Equinas.Benchmarks;
 
@@ -63,6 +64,18 @@ internal sealed class BenchmarkOptions
         _read.Add(name);
         return _values.TryGetValue(name, out var text) ? text : fallback;
     }
+
+    /// <summary>
+    /// Where a differentiable search's z starts: <c>largest</c> (the top group's logit 0, the others' -2) or
+    /// <c>uniform</c>.
+    /// </summary>
+    public AlphaInitialization Start(string name, AlphaInitialization fallback) =>
+        Text(name, fallback == AlphaInitialization.PreferLargest ? "largest" : "uniform") switch
+        {
+            "largest" => AlphaInitialization.PreferLargest,
+            "uniform" => AlphaInitialization.Uniform,
+            var other => throw new ArgumentException($"Option --{name} needs largest or uniform; found '{other}'."),
+        };
 
     /// <summary>Threads for torch (default 2, the machine's cores).</summary>
     public int Threads => Int("threads", 2);

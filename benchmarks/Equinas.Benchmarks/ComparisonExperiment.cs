@@ -84,14 +84,8 @@ internal static partial class ComparisonExperiment
         // --d-init: where both differentiable searches start each layer's z: "largest", the trainer's default (the top
         // group's logit 0 and the others' -2, as EquiNAS_E starts at all-D4), or "uniform" (the paper's start, and the
         // default until 2026-12-03); rows of the uniform start carry "(uniform start)" in their method.
-        string dInit = args.Text("d-init", SearchDefaults.MixtureStart == AlphaInitialization.PreferLargest ? "largest" : "uniform");
-        if (dInit is not ("uniform" or "largest"))
-        {
-            throw new ArgumentException($"--d-init: expected uniform or largest; found '{dInit}'.");
-        }
-
         var sampled = new DifferentiableSettings(args.Double("d-prior", 0.01), args.Double("d-warmup", 1.4), args.Text("d-gradient", "score") == "score", dSteps,
-            dInit == "largest" ? AlphaInitialization.PreferLargest : AlphaInitialization.Uniform);
+            args.Start("d-init", SearchDefaults.MixtureStart));
         args.RejectUnknown();
         foreach (var v in variants)
         {

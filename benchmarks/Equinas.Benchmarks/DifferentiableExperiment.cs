@@ -41,14 +41,9 @@ internal static class DifferentiableExperiment
             Epochs = epochs,
             Training = training,
             ArchitectureLearningRate = args.Double("alpha-lr", SearchDefaults.ArchitectureLearningRate),
-            // --init: where z starts, the trainer's default (the top group) unless set; "uniform" is the paper's start,
-            // which the pages of 2026-12-01/02 measured.
-            Initialization = args.Text("init", SearchDefaults.MixtureStart == AlphaInitialization.PreferLargest ? "top" : "uniform") switch
-            {
-                "top" => AlphaInitialization.PreferLargest,
-                "uniform" => AlphaInitialization.Uniform,
-                var other => throw new ArgumentException($"--init: expected top or uniform; found '{other}'."),
-            },
+            // --init largest|uniform: where z starts, the trainer's default (the top group) unless set; "uniform" is the
+            // paper's start, which the pages of 2026-12-01/02 measured.
+            Initialization = args.Start("init", SearchDefaults.MixtureStart),
         };
         string output = args.Text("out", Path.Combine("docs", "results", "differentiable-digits"));
         string parts = args.Text("parts", "augmented,null");

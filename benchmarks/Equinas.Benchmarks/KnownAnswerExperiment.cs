@@ -42,7 +42,7 @@ internal static class KnownAnswerExperiment
             WarmupEpochs = warmup,
             Training = new TrainingOptions { LearningRate = args.Double("lr", 1e-3), BatchSize = args.Int("batch", 64) },
             ArchitectureLearningRate = args.Double("alpha-lr", 0.01),
-            Initialization = args.Text("init", "uniform") == "largest" ? AlphaInitialization.PreferLargest : AlphaInitialization.Uniform,
+            Initialization = args.Start("init", AlphaInitialization.Uniform),
             SampleArchitectures = args.Text("sample", "no") == "yes",
             SymmetryPrior = args.Double("prior", 0),
             ScoreFunctionGradients = args.Text("gradient", "straight-through") == "score",

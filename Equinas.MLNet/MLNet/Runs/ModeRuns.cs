@@ -121,7 +121,7 @@ internal sealed class DifferentiableRun : IModeRun
             ArchitectureLearningRate = o.ArchitectureLearningRate,
             RetrainEpochs = o.RetrainEpochs,
             WarmupEpochs = o.WarmupEpochs,
-            Initialization = o.MixtureStart == MixtureStart.Uniform ? AlphaInitialization.Uniform : AlphaInitialization.PreferLargest,
+            Initialization = (AlphaInitialization)o.MixtureStart,
             Seed = context.Seed,
         };
         var members = options.MemberGroups.Select(m => m.Name).ToArray();
