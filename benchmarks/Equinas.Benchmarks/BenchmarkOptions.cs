@@ -65,17 +65,23 @@ internal sealed class BenchmarkOptions
         return _values.TryGetValue(name, out var text) ? text : fallback;
     }
 
+    /// <summary>A text option that must be one of <paramref name="allowed"/>; a misspelt value is refused, not read as another.</summary>
+    public string Choice(string name, string fallback, params string[] allowed)
+    {
+        string text = Text(name, fallback);
+        return allowed.Contains(text, StringComparer.Ordinal)
+            ? text
+            : throw new ArgumentException($"Option --{name} needs {string.Join(" or ", allowed)}; found '{text}'.");
+    }
+
     /// <summary>
     /// Where a differentiable search's z starts: <c>largest</c> (the top group's logit 0, the others' -2) or
     /// <c>uniform</c>.
     /// </summary>
     public AlphaInitialization Start(string name, AlphaInitialization fallback) =>
-        Text(name, fallback == AlphaInitialization.PreferLargest ? "largest" : "uniform") switch
-        {
-            "largest" => AlphaInitialization.PreferLargest,
-            "uniform" => AlphaInitialization.Uniform,
-            var other => throw new ArgumentException($"Option --{name} needs largest or uniform; found '{other}'."),
-        };
+        Choice(name, fallback == AlphaInitialization.PreferLargest ? "largest" : "uniform", "largest", "uniform") == "largest"
+            ? AlphaInitialization.PreferLargest
+            : AlphaInitialization.Uniform;
 
     /// <summary>Threads for torch (default 2, the machine's cores).</summary>
     public int Threads => Int("threads", 2);

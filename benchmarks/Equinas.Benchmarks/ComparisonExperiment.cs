@@ -59,22 +59,10 @@ internal static partial class ComparisonExperiment
         bool resume = args.Int("resume", 0) != 0;
         // "no": only the searches asked for, no fixed networks or retrained architectures (for a search variant
         // measured beside rows recorded already).
-        string controlsText = args.Text("controls", "yes");
-        if (controlsText is not ("yes" or "no"))
-        {
-            throw new ArgumentException($"--controls: expected yes or no; found '{controlsText}'.");
-        }
-
-        bool controls = controlsText == "yes";
+        bool controls = args.Choice("controls", "yes", "yes", "no") == "yes";
         // "mean-max": every network's head also reads the group mean of each channel's spatial maximum
         // (HeadPooling.MeanAndMax); its rows are a variant of their own ("d4 mean+max head").
-        string headText = args.Text("head", "mean");
-        if (headText is not ("mean" or "mean-max"))
-        {
-            throw new ArgumentException($"--head: expected mean or mean-max; found '{headText}'.");
-        }
-
-        var head = headText == "mean" ? HeadPooling.Mean : HeadPooling.MeanAndMax;
+        var head = args.Choice("head", "mean", "mean", "mean-max") == "mean" ? HeadPooling.Mean : HeadPooling.MeanAndMax;
         // "differentiable-sampled": EquiNAS_D training sampled chains (score-function gradient) with a symmetry prior
         // and a warm-up on drawn chains, the setting that kept the known-answer chains inside the labels' symmetry;
         // its warm-up comes out of the same step budget, and its kept chain is also retrained from scratch.
@@ -84,19 +72,14 @@ internal static partial class ComparisonExperiment
         // --d-init: where both differentiable searches start each layer's z: "largest", the trainer's default (the top
         // group's logit 0 and the others' -2, as EquiNAS_E starts at all-D4), or "uniform" (the paper's start, and the
         // default until 2026-12-03); rows of the uniform start carry "(uniform start)" in their method.
-        var sampled = new DifferentiableSettings(args.Double("d-prior", 0.01), args.Double("d-warmup", 1.4), args.Text("d-gradient", "score") == "score", dSteps,
+        var sampled = new DifferentiableSettings(args.Double("d-prior", 0.01), args.Double("d-warmup", 1.4), args.Choice("d-gradient", "score", "score", "straight-through") == "score", dSteps,
             args.Start("d-init", SearchDefaults.MixtureStart));
         // --matched-to: how long the fixed networks train on after the default length. "search" (the default): as many
         // weight steps as the larger of the two evolutionary searches' totals (EquiNAS_E's and its copy-only
         // control's), rows "(compute-matched)". "evolve": as many as EquiNAS_E's own total in that seed, the issue's
         // "trained the same number of steps as the search" read literally, rows "(EquiNAS_E's steps)"; it needs
         // EquiNAS_E's row (recorded, or run with --methods evolve).
-        string matchedText = args.Text("matched-to", "search");
-        if (matchedText is not ("search" or "evolve"))
-        {
-            throw new ArgumentException($"--matched-to: expected search or evolve; found '{matchedText}'.");
-        }
-
+        bool toEvolve = args.Choice("matched-to", "search", "search", "evolve") == "evolve";
         // --fixed: which of the fixed all-G networks train (default all three: C1, C4, D4).
         var fixedNames = args.Text("fixed", string.Join(",", FixedGroups.Select(g => g.Name))).Split(',', StringSplitOptions.RemoveEmptyEntries);
         foreach (var f in fixedNames)
@@ -107,7 +90,7 @@ internal static partial class ComparisonExperiment
             }
         }
 
-        var matching = new FixedSettings(matchedText == "evolve", fixedNames.ToHashSet(StringComparer.Ordinal));
+        var matching = new FixedSettings(toEvolve, fixedNames.ToHashSet(StringComparer.Ordinal));
         args.RejectUnknown();
         foreach (var v in variants)
         {

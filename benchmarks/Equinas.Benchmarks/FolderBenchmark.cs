@@ -43,13 +43,8 @@ internal static class FolderBenchmark
             Take: args.Int("take", int.MaxValue),
             Epochs: args.Double("epochs", 1),
             // "no" leaves out the in-memory Fit (at 100,000 64 x 64 RGB images it would hold 4.7 GB of floats).
-            InMemory: args.Text("in-memory", "yes"));
+            InMemory: args.Choice("in-memory", "yes", "yes", "no"));
         args.RejectUnknown();
-        if (o.InMemory is not ("yes" or "no"))
-        {
-            throw new ArgumentException($"--in-memory needs yes or no; found '{o.InMemory}'.");
-        }
-
         if (!int.TryParse(o.CacheMb, NumberStyles.Integer, CultureInfo.InvariantCulture, out int cacheMb) || cacheMb < 0)
         {
             throw new ArgumentException($"--cache-mb needs zero or a positive integer; found '{o.CacheMb}'.");

@@ -43,9 +43,9 @@ internal static class KnownAnswerExperiment
             Training = new TrainingOptions { LearningRate = args.Double("lr", 1e-3), BatchSize = args.Int("batch", 64) },
             ArchitectureLearningRate = args.Double("alpha-lr", 0.01),
             Initialization = args.Start("init", AlphaInitialization.Uniform),
-            SampleArchitectures = args.Text("sample", "no") == "yes",
+            SampleArchitectures = args.Choice("sample", "no", "yes", "no") == "yes",
             SymmetryPrior = args.Double("prior", 0),
-            ScoreFunctionGradients = args.Text("gradient", "straight-through") == "score",
+            ScoreFunctionGradients = args.Choice("gradient", "straight-through", "straight-through", "score") == "score",
         };
         string parts = args.Text("parts", "search,null,retrain,fixed");
         var extraFixed = args.Text("fixed-groups", "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(SymmetryGroup.Parse).ToArray();
